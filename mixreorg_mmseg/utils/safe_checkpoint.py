@@ -1,0 +1,285 @@
+"""Checkpoint I/O that never unpickles code.
+
+The problem
+-----------
+torch >= 2.6 loads with ``weights_only=True`` by default. MMEngine 0.10.7
+calls ``torch.load`` without the argument, and the training-state
+checkpoints its Runner writes hold pickled Python objects that a weights-only
+load refuses (``HistoryBuffer`` of the message hub, numpy arrays and scalars
+such as ``best_score`` and ``eta``). So ``load_checkpoint``, ``load_from``
+and ``--resume`` break. Turning ``weights_only`` off (or setting
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``) would fix that and would also let
+any downloaded checkpoint run arbitrary code on load: a pickle is a program.
+Allow-listing what MMEngine stores is no better as it stands, because
+unpickling those numpy objects needs ``builtins.getattr``, with which a
+pickle can reach any callable.
+
+The fix
+-------
+* **Writing**: every checkpoint MMEngine writes goes through
+  :func:`to_plain`, which stores ``HistoryBuffer`` objects, numpy arrays and
+  numpy scalars as small tagged dicts of tensors and Python numbers. The file
+  then holds nothing but tensors and containers.
+* **Reading**: every load goes through :func:`safe_torch_load`:
+  ``torch.load(weights_only=True)`` with torch's own allowlist plus
+  :data:`TRAINING_STATE_SAFE_GLOBALS` (explicit, and empty by default, since
+  the plain form needs nothing more), then :func:`from_plain` rebuilds the
+  objects MMEngine expects. A file that needs any other global is refused
+  with :class:`UnsafeCheckpointError`, which names the file and the global.
+  ``weights_only=True`` is passed explicitly, so the environment variable
+  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot switch it off.
+* Model-weight files (ours, converted GroupViT, open_clip) are read with
+  :func:`load_weights`: weights-only, no extra globals.
+
+:func:`install_safe_checkpoint_io` wires this into MMEngine by replacing the
+two names that ``mmengine.runner.checkpoint`` loads and saves with: its
+``torch`` (``load`` and ``save`` are ours, everything else is torch) and its
+``load_url`` (used by the ``http(s)://``, ``torchvision://``,
+``open-mmlab://`` and ``mmcls://`` schemes, where torch's hub would
+otherwise load with ``weights_only=False``). ``load_checkpoint``, the
+Runner's ``load_from`` and ``resume``, ``tools/test.py`` and MMSeg's
+``init_model`` all go through it. A checkpoint written by a stock MMEngine
+(pickled ``HistoryBuffer``) is refused; if you trust where it came from,
+``tools/misc/sanitize_checkpoint.py`` rewrites it in the plain form.
+"""
+from __future__ import annotations
+
+import io
+import os
+import os.path as osp
+import pickle
+import re
+import types
+from collections import OrderedDict
+from typing import Any, List, Optional, Union
+
+import numpy as np
+import torch
+
+#: Globals a training-state checkpoint may hold beyond torch's own
+#: weights-only allowlist (tensors, dtypes, ``torch.Size``, ``OrderedDict``
+#: and the builtin containers). Empty: :func:`to_plain` writes everything
+#: MMEngine's Runner stores (message hub, numpy values, optimizer and
+#: scheduler states, dataset meta) as tensors and containers. A hook that
+#: stores an object of its own class can allow that class explicitly with
+#: :func:`allow_training_state_globals`; never allow callables.
+TRAINING_STATE_SAFE_GLOBALS: List[type] = []
+
+#: Key that marks a dict written by :func:`to_plain`.
+PLAIN_TAG = '__mixreorg_plain__'
+
+FileLike = Union[str, os.PathLike, io.IOBase]
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs an object that a weights-only load does not allow.
+
+    Subclasses :class:`pickle.UnpicklingError` so code that catches torch's
+    own error keeps working.
+    """
+
+
+def allow_training_state_globals(*classes: type) -> None:
+    """Allow extra data classes in training-state checkpoints.
+
+    Only for plain data classes your own hooks store; a function or any class
+    whose construction has side effects turns a checkpoint back into code.
+    """
+    for cls in classes:
+        if not isinstance(cls, type):
+            raise TypeError(f'only classes can be allowed, got {cls!r}')
+        if cls not in TRAINING_STATE_SAFE_GLOBALS:
+            TRAINING_STATE_SAFE_GLOBALS.append(cls)
+
+
+# --------------------------------------------------------------------------
+# plain form
+# --------------------------------------------------------------------------
+
+
+def to_plain(obj: Any) -> Any:
+    """Return ``obj`` with MMEngine's pickled objects stored as tensors.
+
+    ``HistoryBuffer`` -> ``{tag: 'HistoryBuffer', log_history, count_history,
+    max_length}``; numeric ``np.ndarray`` / numpy scalar -> ``{tag:
+    'ndarray' | 'numpy_scalar', data: Tensor}``. ``dict``, ``OrderedDict``,
+    ``list`` and ``tuple`` are walked; everything else is returned as is
+    (tensors, strings, numbers...). The input is not modified.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, HistoryBuffer):
+        log_history, count_history = obj.data
+        return {
+            PLAIN_TAG: 'HistoryBuffer',
+            'log_history': _array_to_tensor(log_history),
+            'count_history': _array_to_tensor(count_history),
+            'max_length': int(obj.max_length),
+        }
+    if isinstance(obj, np.ndarray) and _is_numeric(obj.dtype):
+        return {PLAIN_TAG: 'ndarray', 'data': _array_to_tensor(obj)}
+    if isinstance(obj, np.generic) and _is_numeric(obj.dtype):
+        return {PLAIN_TAG: 'numpy_scalar', 'data': _array_to_tensor(obj)}
+    if type(obj) in (dict, OrderedDict):
+        return type(obj)((key, to_plain(value)) for key, value in obj.items())
+    if type(obj) in (list, tuple):
+        return type(obj)(to_plain(value) for value in obj)
+    return obj
+
+
+def from_plain(obj: Any) -> Any:
+    """Inverse of :func:`to_plain`: rebuild the objects from tagged dicts."""
+    from mmengine.logging import HistoryBuffer
+
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if type(obj) in (dict, OrderedDict):
+        tag = obj.get(PLAIN_TAG)
+        if tag == 'HistoryBuffer':
+            return HistoryBuffer(
+                obj['log_history'].numpy(),
+                obj['count_history'].numpy(),
+                max_length=obj['max_length'])
+        if tag == 'ndarray':
+            return obj['data'].numpy()
+        if tag == 'numpy_scalar':
+            return obj['data'].numpy()[()]
+        if tag is not None:
+            raise ValueError(f'unknown plain-form tag {tag!r}')
+        return type(obj)((key, from_plain(value)) for key, value in obj.items())
+    if type(obj) in (list, tuple):
+        return type(obj)(from_plain(value) for value in obj)
+    return obj
+
+
+def _is_numeric(dtype: np.dtype) -> bool:
+    return dtype.kind in 'biufc'
+
+
+def _array_to_tensor(array: Any) -> torch.Tensor:
+    # copy: the tensor must own its memory, not alias a (read-only) array
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+# --------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------
+
+_UNSUPPORTED_GLOBAL = re.compile(r'Unsupported global: GLOBAL (\S+)')
+
+
+def _describe(f: FileLike) -> str:
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    return str(getattr(f, 'name', '<in-memory buffer>'))
+
+
+def _weights_only_load(f: FileLike, map_location: Any,
+                       safe_globals: List[type], what: str) -> Any:
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(f, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        match = _UNSUPPORTED_GLOBAL.search(str(err))
+        culprit = (f'global "{match.group(1)}"'
+                   if match else str(err).strip().splitlines()[-1])
+        raise UnsafeCheckpointError(
+            f'Refusing to load {what} "{_describe(f)}": it needs {culprit}, '
+            'which a weights-only load does not allow (unpickling it could '
+            'run arbitrary code). Checkpoints written with mixreorg_mmseg '
+            'imported never need it. If you trust the file\'s origin, '
+            'rewrite it once in the safe form: python '
+            'tools/misc/sanitize_checkpoint.py --i-trust-this-file SRC DST'
+        ) from None
+
+
+def safe_torch_load(f: FileLike, map_location: Any = None, **kwargs) -> Any:
+    """Load a training-state checkpoint without running pickled code.
+
+    Drop-in for ``torch.load`` inside MMEngine: ``weights_only=True`` with
+    :data:`TRAINING_STATE_SAFE_GLOBALS`, then :func:`from_plain`.
+
+    Raises:
+        UnsafeCheckpointError: the file needs a global that is not allowed;
+            the message names the file and the global.
+    """
+    if kwargs.get('weights_only') is False:
+        raise ValueError(
+            'safe_torch_load never loads with weights_only=False '
+            f'(file: {_describe(f)})')
+    checkpoint = _weights_only_load(f, map_location,
+                                    TRAINING_STATE_SAFE_GLOBALS,
+                                    'checkpoint')
+    return from_plain(checkpoint)
+
+
+def load_weights(f: FileLike, map_location: Any = 'cpu') -> Any:
+    """Load a model-weight file (ours, GroupViT's, open_clip's) weights-only.
+
+    No global beyond torch's own allowlist is accepted; a missing file raises
+    ``FileNotFoundError`` naming it.
+    """
+    if isinstance(f, (str, os.PathLike)) and not osp.isfile(f):
+        raise FileNotFoundError(f'weights file not found: {os.fspath(f)}')
+    return _weights_only_load(f, map_location, [], 'weights file')
+
+
+def safe_torch_save(obj: Any, f: FileLike, *args, **kwargs) -> None:
+    """``torch.save`` of :func:`to_plain` ``(obj)``."""
+    torch.save(to_plain(obj), f, *args, **kwargs)
+
+
+def safe_load_url(url: str,
+                  model_dir: Optional[str] = None,
+                  map_location: Any = None,
+                  progress: bool = True,
+                  **kwargs) -> Any:
+    """Download (or reuse the hub cache) and load weights-only.
+
+    Replaces ``mmengine.utils.dl_utils.load_url`` for MMEngine's URL schemes,
+    which calls torch's hub with ``weights_only=False``.
+    """
+    from torch.hub import download_url_to_file, get_dir
+    from urllib.parse import urlparse
+
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(cached):
+        download_url_to_file(url, cached, progress=progress)
+    try:
+        return safe_torch_load(cached, map_location=map_location)
+    except UnsafeCheckpointError as err:
+        raise UnsafeCheckpointError(f'{err} [downloaded from {url}]') from None
+
+
+# --------------------------------------------------------------------------
+# wiring into MMEngine
+# --------------------------------------------------------------------------
+
+
+class _SafeTorch(types.ModuleType):
+    """``torch`` as seen by ``mmengine.runner.checkpoint``: safe load/save."""
+
+    load = staticmethod(safe_torch_load)
+    save = staticmethod(safe_torch_save)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+
+def install_safe_checkpoint_io() -> bool:
+    """Route MMEngine's checkpoint loading and saving through this module.
+
+    Idempotent. Returns ``True`` if this call installed it.
+    """
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    if isinstance(mmengine_checkpoint.torch, _SafeTorch):
+        return False
+    mmengine_checkpoint.torch = _SafeTorch('torch')
+    mmengine_checkpoint.load_url = safe_load_url
+    return True
+

@@ -1,0 +1,234 @@
+"""Checkpoints load without running pickled code, and resume still works."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+
+from mixreorg_mmseg.utils.safe_checkpoint import (UnsafeCheckpointError,
+                                                  from_plain, load_weights,
+                                                  safe_torch_load, to_plain)
+from tests.conftest import QUICKSTART_CONFIG, run_python, tiny_train_cfg
+
+
+class CodeOnUnpickle:
+    """Unpickling this writes ``marker``: a stand-in for a hostile payload."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f'open({self.marker!r}, "w").write("pwned")', ))
+
+
+@pytest.fixture
+def hostile_checkpoint(tmp_path):
+    marker = tmp_path / 'code_ran'
+    path = tmp_path / 'hostile.pth'
+    torch.save(
+        {
+            'meta': {'iter': 2, 'epoch': 0, 'note': CodeOnUnpickle(str(marker))},
+            'state_dict': {'weight': torch.zeros(1)},
+            'message_hub': {},
+        }, path)
+    return str(path), marker
+
+
+def test_hostile_payload_really_runs_code_when_loaded_unsafely(
+        hostile_checkpoint):
+    path, marker = hostile_checkpoint
+    torch.load(path, weights_only=False)
+    assert marker.read_text() == 'pwned'
+
+
+def _refused(load, path, marker):
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load()
+    message = str(info.value)
+    assert path in message and 'global "exec"' in message
+    assert 'Refusing to load' in message
+    assert not marker.exists()
+
+
+def _runner(tmp_path, toy_root, path, resume):
+    from mmengine.runner import Runner
+
+    cfg = tiny_train_cfg(toy_root, tmp_path / 'work')
+    cfg.load_from = path
+    cfg.resume = resume
+    return Runner.from_cfg(cfg)
+
+
+LOAD_PATHS = {
+    'safe_torch_load': lambda p, tmp, toy: safe_torch_load(p),
+    'load_weights': lambda p, tmp, toy: load_weights(p),
+    'mmengine CheckpointLoader': lambda p, tmp, toy: __import__(
+        'mmengine.runner.checkpoint', fromlist=['x']).CheckpointLoader.
+    load_checkpoint(p, map_location='cpu'),
+    'mmengine load_checkpoint': lambda p, tmp, toy: __import__(
+        'mmengine.runner', fromlist=['x']).load_checkpoint(
+            torch.nn.Linear(1, 1), p),
+    'mmengine URL scheme': lambda p, tmp, toy: __import__(
+        'mmengine.runner.checkpoint', fromlist=['x']).load_url(
+            'file://' + p, model_dir=str(tmp / 'hub')),
+    'Runner load_from': lambda p, tmp, toy: _runner(tmp, toy, p, False).
+    load_or_resume(),
+    'Runner resume': lambda p, tmp, toy: _runner(tmp, toy, p, True).
+    load_or_resume(),
+}
+
+
+@pytest.mark.parametrize('force_unsafe_env', [False, True])
+@pytest.mark.parametrize('load_path', sorted(LOAD_PATHS))
+def test_every_load_path_refuses_a_code_running_checkpoint(
+        load_path, force_unsafe_env, hostile_checkpoint, tmp_path, toy_root,
+        monkeypatch):
+    if force_unsafe_env:
+        # the documented escape hatch of torch must not reopen the hole
+        monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    path, marker = hostile_checkpoint
+    _refused(lambda: LOAD_PATHS[load_path](path, tmp_path, toy_root), path,
+             marker)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tool', ['test', 'train --resume'])
+def test_tools_refuse_a_code_running_checkpoint(tool, hostile_checkpoint,
+                                                tmp_path):
+    path, marker = hostile_checkpoint
+    if tool == 'test':
+        args = ['tools/test.py', QUICKSTART_CONFIG, path]
+    else:
+        args = ['tools/train.py', QUICKSTART_CONFIG, '--resume', path]
+    proc = run_python(args + ['--work-dir', str(tmp_path / 'work')])
+    assert proc.returncode != 0
+    assert 'UnsafeCheckpointError' in proc.stderr
+    assert f'Refusing to load checkpoint "{path}"' in proc.stderr
+    assert not marker.exists()
+
+
+def test_weights_only_false_is_refused(tmp_path):
+    path = tmp_path / 'w.pth'
+    torch.save({'w': torch.ones(2)}, path)
+    with pytest.raises(ValueError, match='never loads with weights_only'):
+        safe_torch_load(str(path), weights_only=False)
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        load_weights(str(tmp_path / 'nope.pth'))
+
+
+def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
+    buffer = HistoryBuffer([0.5, 0.25, 0.125], [1, 2, 3], max_length=10)
+    state = {
+        'log_scalars': {'train/loss': buffer},
+        'runtime_info': {
+            'best_score': np.float32(71.25),
+            'eta': np.float64(3.5),
+            'palette': np.arange(6, dtype=np.uint8).reshape(2, 3),
+            'names': ('a', 'b'),
+            'weights': torch.arange(3.),
+        },
+    }
+    path = tmp_path / 'plain.pth'
+    torch.save(to_plain(state), path)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+
+    back = safe_torch_load(str(path))
+    restored = back['log_scalars']['train/loss']
+    assert isinstance(restored, HistoryBuffer)
+    assert restored.max_length == 10
+    for got, want in zip(restored.data, buffer.data):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    info = back['runtime_info']
+    assert type(info['best_score']) is np.float32
+    assert info['best_score'] == np.float32(71.25)
+    assert type(info['eta']) is np.float64 and info['eta'] == 3.5
+    assert info['palette'].dtype == np.uint8
+    assert np.array_equal(info['palette'], state['runtime_info']['palette'])
+    assert info['names'] == ('a', 'b')
+    assert torch.equal(info['weights'], torch.arange(3.))
+    # the input was not modified
+    assert state['log_scalars']['train/loss'] is buffer
+
+
+def test_unknown_plain_tag_is_an_error():
+    with pytest.raises(ValueError, match='unknown plain-form tag'):
+        from_plain({'__mixreorg_plain__': 'Nope'})
+
+
+def _train(tmp_path, toy_root, max_iters, resume_from=None):
+    from mmengine.runner import Runner
+
+    cfg = tiny_train_cfg(toy_root, tmp_path / 'work', max_iters=max_iters)
+    if resume_from:
+        cfg.resume = True
+        cfg.load_from = resume_from
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def test_runner_checkpoints_are_plain_and_resume_restores_state(
+        tmp_path, toy_root):
+    first = _train(tmp_path, toy_root, max_iters=4)
+    ckpt2 = osp.join(first.work_dir, 'iter_2.pth')
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt2) == []
+    saved = safe_torch_load(ckpt2)
+    loss_history = saved['message_hub']['log_scalars']['train/loss']
+    assert isinstance(loss_history, HistoryBuffer)
+    assert len(loss_history.data[0]) == 2
+
+    from mmengine.runner import Runner
+
+    cfg = tiny_train_cfg(toy_root, tmp_path / 'resumed', max_iters=4)
+    cfg.resume = True
+    cfg.load_from = ckpt2
+    resumed = Runner.from_cfg(cfg)
+    resumed.load_or_resume()
+    assert resumed.iter == 2
+    hub_history = resumed.message_hub.get_scalar('train/loss').data[0]
+    assert np.array_equal(hub_history, loss_history.data[0])
+    step = resumed.optim_wrapper.optimizer.state_dict()['state'][0]['step']
+    assert int(step) == 2
+    assert resumed.param_schedulers[0].last_step == 2
+    resumed.train()
+    assert resumed.iter == 4
+    assert osp.isfile(osp.join(resumed.work_dir, 'iter_4.pth'))
+
+
+def _stock_mmengine_checkpoint(path):
+    """What a stock MMEngine writes: a pickled HistoryBuffer inside."""
+    torch.save(
+        {
+            'meta': {'iter': 1},
+            'state_dict': {'w': torch.ones(2)},
+            'message_hub': {
+                'log_scalars': {'train/loss': HistoryBuffer([1.0], [1])},
+                'runtime_info': {},
+                'resumed_keys': {},
+            },
+        }, path)
+
+
+def test_stock_checkpoint_is_refused_then_sanitized_when_trusted(tmp_path):
+    src, dst = str(tmp_path / 'stock.pth'), str(tmp_path / 'safe.pth')
+    _stock_mmengine_checkpoint(src)
+    with pytest.raises(UnsafeCheckpointError,
+                       match='HistoryBuffer.*sanitize_checkpoint.py'):
+        safe_torch_load(src)
+
+    refused = run_python(['tools/misc/sanitize_checkpoint.py', src, dst])
+    assert refused.returncode != 0 and '--i-trust-this-file' in refused.stderr
+    assert not osp.exists(dst)
+
+    done = run_python(
+        ['tools/misc/sanitize_checkpoint.py', '--i-trust-this-file', src, dst])
+    assert done.returncode == 0, done.stderr
+    loaded = safe_torch_load(dst)
+    history = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(history, HistoryBuffer)
+    assert history.data[0].tolist() == [1.0]
+    assert torch.equal(loaded['state_dict']['w'], torch.ones(2))

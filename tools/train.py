@@ -1,0 +1,66 @@
+"""Train a segmentor from a config with MMEngine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Multi-GPU: ``bash tools/dist_train.sh CONFIG NUM_GPUS [args]``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+# the plugin first: it makes mmseg importable on mmcv-lite and installs the
+# safe checkpoint I/O before anything loads a checkpoint
+import mixreorg_mmseg  # noqa: F401
+from mixreorg_mmseg.utils.cli import add_common_args, build_runner, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a segmentor (MixReorg, GroupViT or any MMSeg '
+        'model)')
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CKPT',
+        help='resume training: without a value from the latest checkpoint '
+        'in the work dir, or from the checkpoint given')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)
+
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            sys.exit('--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper '
+                     'runs on GPUs only); none is available here.')
+        if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            sys.exit(f'--resume: checkpoint not found: {args.resume}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
