@@ -10,6 +10,7 @@ Importing the package (directly, or through a config's ``custom_imports``):
 3. imports every module of the package, which registers its classes in
    MMSeg's registries (``mmseg.registry.MODELS``, ``DATASETS``...).
 """
+
 from .utils.mmcv_lite_compat import install_mmcv_ext_stub
 
 install_mmcv_ext_stub()
@@ -18,7 +19,7 @@ from .utils.safe_checkpoint import install_safe_checkpoint_io  # noqa: E402
 
 install_safe_checkpoint_io()
 
-from . import datasets  # noqa: E402,F401  (registers modules)
+from . import datasets, engine  # noqa: E402,F401  (registers modules)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny stock MMSeg model config and the toy folder."""
+
 import os
 import os.path as osp
 import subprocess
@@ -10,7 +11,8 @@ import mixreorg_mmseg  # noqa: F401  (compat + registration first)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART_CONFIG = osp.join(
-    REPO_ROOT, 'configs/quickstart/segformer_mit-b0_toy-shapes-64x64.py')
+    REPO_ROOT, 'configs/quickstart/segformer_mit-b0_toy-shapes-64x64.py'
+)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -49,20 +51,36 @@ def tiny_train_cfg(toy_root, work_dir, max_iters=4, interval=2):
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
     cfg.default_hooks.logger.interval = 1
     cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
-             end=max_iters)
+        dict(
+            type='LinearLR',
+            start_factor=0.5,
+            by_epoch=False,
+            begin=0,
+            end=max_iters,
+        )
     ]
     cfg.log_level = 'WARNING'
     return cfg
 
 
-def run_python(args, cwd=REPO_ROOT, env=None, timeout=600):
-    """Run ``python ARGS`` in a subprocess; returns the CompletedProcess."""
+def run_command(cmd, cwd=REPO_ROOT, env=None, timeout=600):
+    """Run ``cmd`` with this interpreter first on PATH (scripts calling
+    ``python`` get it); returns the CompletedProcess."""
     full_env = dict(os.environ)
+    full_env['PATH'] = (
+        osp.dirname(sys.executable) + os.pathsep + full_env.get('PATH', '')
+    )
     full_env.update(env or {})
-    return subprocess.run([sys.executable, *args],
-                          cwd=cwd,
-                          env=full_env,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_python(args, **kwargs):
+    """Run ``python ARGS`` (this interpreter) in a subprocess."""
+    return run_command([sys.executable, *args], **kwargs)

@@ -1,4 +1,5 @@
 """The toy folder writer and the class-list dataset that reads it."""
+
 import hashlib
 import os
 import os.path as osp
@@ -7,8 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mixreorg_mmseg.datasets import (TOY_CLASSES, FolderSegDataset,
-                                     read_class_names, write_toy_segmentation)
+from mixreorg_mmseg.datasets import (
+    TOY_CLASSES,
+    FolderSegDataset,
+    read_class_names,
+    write_toy_segmentation,
+)
 
 
 def _digest(root):
@@ -22,8 +27,9 @@ def _digest(root):
 
 def test_same_seed_writes_same_files_and_other_seed_differs(tmp_path):
     for name, seed in (('a', 3), ('b', 3), ('c', 4)):
-        write_toy_segmentation(str(tmp_path / name), {'val': 3}, size=24,
-                               seed=seed)
+        write_toy_segmentation(
+            str(tmp_path / name), {'val': 3}, size=24, seed=seed
+        )
     assert _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
     assert _digest(tmp_path / 'a') != _digest(tmp_path / 'c')
 
@@ -33,8 +39,10 @@ def test_label_maps_match_the_drawn_shapes(tmp_path):
     for name in sorted(os.listdir(tmp_path / 'annotations' / 'train')):
         label = np.array(Image.open(tmp_path / 'annotations' / 'train' / name))
         image = np.array(
-            Image.open(tmp_path / 'images' / 'train' /
-                       name.replace('.png', '.jpg')))
+            Image.open(
+                tmp_path / 'images' / 'train' / name.replace('.png', '.jpg')
+            )
+        )
         assert label.shape == image.shape[:2] == (32, 32)
         assert set(np.unique(label)) <= set(range(len(TOY_CLASSES)))
         assert (label > 0).any()
@@ -48,11 +56,15 @@ def test_label_maps_match_the_drawn_shapes(tmp_path):
 def test_dataset_reads_classes_from_the_folder(toy_root):
     dataset = FolderSegDataset(
         data_root=toy_root,
-        data_prefix=dict(img_path='images/val',
-                         seg_map_path='annotations/val'),
-        pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='LoadAnnotations'),
-                  dict(type='PackSegInputs')])
+        data_prefix=dict(
+            img_path='images/val', seg_map_path='annotations/val'
+        ),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs'),
+        ],
+    )
     assert dataset.metainfo['classes'] == TOY_CLASSES
     assert len(dataset) == 4
     sample = dataset[0]
@@ -76,5 +88,4 @@ def test_class_file_errors_name_the_file_and_line(tmp_path):
 
 def test_classes_cannot_be_given_twice(toy_root):
     with pytest.raises(ValueError, match='classes_file'):
-        FolderSegDataset(data_root=toy_root,
-                         metainfo=dict(classes=('a', 'b')))
+        FolderSegDataset(data_root=toy_root, metainfo=dict(classes=('a', 'b')))

@@ -1,4 +1,5 @@
 """Importing the package registers everything; every config builds."""
+
 import glob
 import importlib
 import os.path as osp
@@ -12,23 +13,34 @@ import mixreorg_mmseg
 from tests.conftest import REPO_ROOT, run_python
 
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p
+    for p in glob.glob(
+        osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True
+    )
+    if '_base_' not in p
+)
 
 
 def test_import_loads_every_module_of_the_package():
     # a module that `import mixreorg_mmseg` does not reach never registers
     # its classes: configs naming them would fail with "not in registry"
-    code = ('import sys, pkgutil, mixreorg_mmseg\n'
-            'names = [m.name for m in pkgutil.walk_packages('
-            'mixreorg_mmseg.__path__, "mixreorg_mmseg.")]\n'
-            'print("\\n".join(n for n in names if n not in sys.modules))\n')
+    code = (
+        'import sys, pkgutil, mixreorg_mmseg\n'
+        'names = [m.name for m in pkgutil.walk_packages('
+        'mixreorg_mmseg.__path__, "mixreorg_mmseg.")]\n'
+        'print("\\n".join(n for n in names if n not in sys.modules))\n'
+    )
     proc = run_python(['-c', code])
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [], 'not imported by the package: ' + \
-        proc.stdout
-    modules = [m.name for m in pkgutil.walk_packages(
-        mixreorg_mmseg.__path__, 'mixreorg_mmseg.')]
+    assert proc.stdout.split() == [], (
+        'not imported by the package: ' + proc.stdout
+    )
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(
+            mixreorg_mmseg.__path__, 'mixreorg_mmseg.'
+        )
+    ]
     assert 'mixreorg_mmseg.datasets.folder_seg_dataset' in modules
 
 
@@ -41,14 +53,16 @@ def test_plugin_classes_are_in_mmseg_registries():
 
 
 def test_configs_load_the_plugin_through_custom_imports():
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/_base_/'
-                                   'default_runtime.py'))
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/_base_/default_runtime.py')
+    )
     assert cfg.custom_imports.imports == ['mixreorg_mmseg']
     assert cfg.default_scope == 'mmseg'
 
 
-@pytest.mark.parametrize('config', CONFIGS,
-                         ids=[osp.relpath(c, REPO_ROOT) for c in CONFIGS])
+@pytest.mark.parametrize(
+    'config', CONFIGS, ids=[osp.relpath(c, REPO_ROOT) for c in CONFIGS]
+)
 def test_every_config_builds_its_model(config):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
@@ -60,6 +74,8 @@ def test_every_config_builds_its_model(config):
 
 
 def test_version_is_exposed():
-    assert mixreorg_mmseg.__version__ == importlib.import_module(
-        'mixreorg_mmseg.version').__version__
+    assert (
+        mixreorg_mmseg.__version__
+        == importlib.import_module('mixreorg_mmseg.version').__version__
+    )
     assert 'mixreorg_mmseg' in sys.modules

@@ -1,4 +1,5 @@
 """Checkpoints load without running pickled code, and resume still works."""
+
 import os.path as osp
 
 import numpy as np
@@ -6,9 +7,13 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from mixreorg_mmseg.utils.safe_checkpoint import (UnsafeCheckpointError,
-                                                  from_plain, load_weights,
-                                                  safe_torch_load, to_plain)
+from mixreorg_mmseg.utils.safe_checkpoint import (
+    UnsafeCheckpointError,
+    from_plain,
+    load_weights,
+    safe_torch_load,
+    to_plain,
+)
 from tests.conftest import QUICKSTART_CONFIG, run_python, tiny_train_cfg
 
 
@@ -19,7 +24,7 @@ class CodeOnUnpickle:
         self.marker = marker
 
     def __reduce__(self):
-        return (exec, (f'open({self.marker!r}, "w").write("pwned")', ))
+        return (exec, (f'open({self.marker!r}, "w").write("pwned")',))
 
 
 @pytest.fixture
@@ -28,15 +33,22 @@ def hostile_checkpoint(tmp_path):
     path = tmp_path / 'hostile.pth'
     torch.save(
         {
-            'meta': {'iter': 2, 'epoch': 0, 'note': CodeOnUnpickle(str(marker))},
+            'meta': {
+                'iter': 2,
+                'epoch': 0,
+                'note': CodeOnUnpickle(str(marker)),
+            },
             'state_dict': {'weight': torch.zeros(1)},
             'message_hub': {},
-        }, path)
+        },
+        path,
+    )
     return str(path), marker
 
 
 def test_hostile_payload_really_runs_code_when_loaded_unsafely(
-        hostile_checkpoint):
+    hostile_checkpoint,
+):
     path, marker = hostile_checkpoint
     torch.load(path, weights_only=False)
     assert marker.read_text() == 'pwned'
@@ -64,38 +76,47 @@ LOAD_PATHS = {
     'safe_torch_load': lambda p, tmp, toy: safe_torch_load(p),
     'load_weights': lambda p, tmp, toy: load_weights(p),
     'mmengine CheckpointLoader': lambda p, tmp, toy: __import__(
-        'mmengine.runner.checkpoint', fromlist=['x']).CheckpointLoader.
-    load_checkpoint(p, map_location='cpu'),
+        'mmengine.runner.checkpoint', fromlist=['x']
+    ).CheckpointLoader.load_checkpoint(p, map_location='cpu'),
     'mmengine load_checkpoint': lambda p, tmp, toy: __import__(
-        'mmengine.runner', fromlist=['x']).load_checkpoint(
-            torch.nn.Linear(1, 1), p),
+        'mmengine.runner', fromlist=['x']
+    ).load_checkpoint(torch.nn.Linear(1, 1), p),
     'mmengine URL scheme': lambda p, tmp, toy: __import__(
-        'mmengine.runner.checkpoint', fromlist=['x']).load_url(
-            'file://' + p, model_dir=str(tmp / 'hub')),
-    'Runner load_from': lambda p, tmp, toy: _runner(tmp, toy, p, False).
-    load_or_resume(),
-    'Runner resume': lambda p, tmp, toy: _runner(tmp, toy, p, True).
-    load_or_resume(),
+        'mmengine.runner.checkpoint', fromlist=['x']
+    ).load_url('file://' + p, model_dir=str(tmp / 'hub')),
+    'Runner load_from': lambda p, tmp, toy: _runner(
+        tmp, toy, p, False
+    ).load_or_resume(),
+    'Runner resume': lambda p, tmp, toy: _runner(
+        tmp, toy, p, True
+    ).load_or_resume(),
 }
 
 
 @pytest.mark.parametrize('force_unsafe_env', [False, True])
 @pytest.mark.parametrize('load_path', sorted(LOAD_PATHS))
 def test_every_load_path_refuses_a_code_running_checkpoint(
-        load_path, force_unsafe_env, hostile_checkpoint, tmp_path, toy_root,
-        monkeypatch):
+    load_path,
+    force_unsafe_env,
+    hostile_checkpoint,
+    tmp_path,
+    toy_root,
+    monkeypatch,
+):
     if force_unsafe_env:
         # the documented escape hatch of torch must not reopen the hole
         monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     path, marker = hostile_checkpoint
-    _refused(lambda: LOAD_PATHS[load_path](path, tmp_path, toy_root), path,
-             marker)
+    _refused(
+        lambda: LOAD_PATHS[load_path](path, tmp_path, toy_root), path, marker
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('tool', ['test', 'train --resume'])
-def test_tools_refuse_a_code_running_checkpoint(tool, hostile_checkpoint,
-                                                tmp_path):
+def test_tools_refuse_a_code_running_checkpoint(
+    tool, hostile_checkpoint, tmp_path
+):
     path, marker = hostile_checkpoint
     if tool == 'test':
         args = ['tools/test.py', QUICKSTART_CONFIG, path]
@@ -129,7 +150,7 @@ def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
             'eta': np.float64(3.5),
             'palette': np.arange(6, dtype=np.uint8).reshape(2, 3),
             'names': ('a', 'b'),
-            'weights': torch.arange(3.),
+            'weights': torch.arange(3.0),
         },
     }
     path = tmp_path / 'plain.pth'
@@ -140,7 +161,7 @@ def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
     restored = back['log_scalars']['train/loss']
     assert isinstance(restored, HistoryBuffer)
     assert restored.max_length == 10
-    for got, want in zip(restored.data, buffer.data):
+    for got, want in zip(restored.data, buffer.data, strict=True):
         assert got.dtype == want.dtype and np.array_equal(got, want)
     info = back['runtime_info']
     assert type(info['best_score']) is np.float32
@@ -149,7 +170,7 @@ def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
     assert info['palette'].dtype == np.uint8
     assert np.array_equal(info['palette'], state['runtime_info']['palette'])
     assert info['names'] == ('a', 'b')
-    assert torch.equal(info['weights'], torch.arange(3.))
+    assert torch.equal(info['weights'], torch.arange(3.0))
     # the input was not modified
     assert state['log_scalars']['train/loss'] is buffer
 
@@ -172,7 +193,8 @@ def _train(tmp_path, toy_root, max_iters, resume_from=None):
 
 
 def test_runner_checkpoints_are_plain_and_resume_restores_state(
-        tmp_path, toy_root):
+    tmp_path, toy_root
+):
     first = _train(tmp_path, toy_root, max_iters=4)
     ckpt2 = osp.join(first.work_dir, 'iter_2.pth')
     assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt2) == []
@@ -210,14 +232,17 @@ def _stock_mmengine_checkpoint(path):
                 'runtime_info': {},
                 'resumed_keys': {},
             },
-        }, path)
+        },
+        path,
+    )
 
 
 def test_stock_checkpoint_is_refused_then_sanitized_when_trusted(tmp_path):
     src, dst = str(tmp_path / 'stock.pth'), str(tmp_path / 'safe.pth')
     _stock_mmengine_checkpoint(src)
-    with pytest.raises(UnsafeCheckpointError,
-                       match='HistoryBuffer.*sanitize_checkpoint.py'):
+    with pytest.raises(
+        UnsafeCheckpointError, match='HistoryBuffer.*sanitize_checkpoint.py'
+    ):
         safe_torch_load(src)
 
     refused = run_python(['tools/misc/sanitize_checkpoint.py', src, dst])
@@ -225,7 +250,8 @@ def test_stock_checkpoint_is_refused_then_sanitized_when_trusted(tmp_path):
     assert not osp.exists(dst)
 
     done = run_python(
-        ['tools/misc/sanitize_checkpoint.py', '--i-trust-this-file', src, dst])
+        ['tools/misc/sanitize_checkpoint.py', '--i-trust-this-file', src, dst]
+    )
     assert done.returncode == 0, done.stderr
     loaded = safe_torch_load(dst)
     history = loaded['message_hub']['log_scalars']['train/loss']

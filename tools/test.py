@@ -6,6 +6,7 @@
 
 Multi-GPU: ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]``.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -18,23 +19,31 @@ from mixreorg_mmseg.utils.cli import add_common_args, build_runner, load_config
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a segmentor checkpoint')
+        description='Test (and evaluate) a segmentor checkpoint'
+    )
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--out',
         help='folder to write the predicted label maps to (PNG, one per '
-        'image), besides computing the metric')
+        'image), besides computing the metric',
+    )
     parser.add_argument(
-        '--show', action='store_true', help='show predictions in a window')
+        '--show', action='store_true', help='show predictions in a window'
+    )
     parser.add_argument(
         '--show-dir',
-        help='folder to write images with the prediction drawn on them')
+        help='folder to write images with the prediction drawn on them',
+    )
     parser.add_argument(
-        '--wait-time', type=float, default=2, help='seconds per --show image')
+        '--wait-time', type=float, default=2, help='seconds per --show image'
+    )
     parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation '
-        '(the config\'s tta_model and tta_pipeline)')
+        '--tta',
+        action='store_true',
+        help='test-time augmentation '
+        "(the config's tta_model and tta_pipeline)",
+    )
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -43,8 +52,10 @@ def enable_visualization(cfg, args) -> None:
     """Turn the visualization hook on for ``--show`` / ``--show-dir``."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        sys.exit('--show/--show-dir need default_hooks.visualization '
-                 '(SegVisualizationHook) in the config')
+        sys.exit(
+            '--show/--show-dir need default_hooks.visualization '
+            '(SegVisualizationHook) in the config'
+        )
     hook['draw'] = True
     hook['interval'] = 1
     if args.show:

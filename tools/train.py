@@ -5,6 +5,7 @@
 
 Multi-GPU: ``bash tools/dist_train.sh CONFIG NUM_GPUS [args]``.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -17,8 +18,8 @@ from mixreorg_mmseg.utils.cli import add_common_args, build_runner, load_config
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Train a segmentor (MixReorg, GroupViT or any MMSeg '
-        'model)')
+        description='Train a segmentor (MixReorg, GroupViT or any MMSeg model)'
+    )
     parser.add_argument('config', help='config file')
     parser.add_argument(
         '--resume',
@@ -27,11 +28,13 @@ def parse_args(argv=None):
         default=None,
         metavar='CKPT',
         help='resume training: without a value from the latest checkpoint '
-        'in the work dir, or from the checkpoint given')
+        'in the work dir, or from the checkpoint given',
+    )
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)')
+        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)',
+    )
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -42,9 +45,12 @@ def main(argv=None):
 
     if args.amp:
         import torch
+
         if not torch.cuda.is_available():
-            sys.exit('--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper '
-                     'runs on GPUs only); none is available here.')
+            sys.exit(
+                "--amp needs a CUDA device (MMEngine's AmpOptimWrapper "
+                'runs on GPUs only); none is available here.'
+            )
         if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

@@ -7,5 +7,4 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_toy.py',
 ]
-default_hooks = dict(
-    checkpoint=dict(interval=100, save_best='mIoU'))
+default_hooks = dict(checkpoint=dict(interval=100, save_best='mIoU'))

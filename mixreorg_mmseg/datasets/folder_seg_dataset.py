@@ -9,16 +9,16 @@ Layout under ``data_root`` (the defaults of ``data_prefix``)::
 This lets a user evaluate (and, later, zero-shot test) any folder without
 writing a dataset class: the class list is data, not code.
 """
+
 from __future__ import annotations
 
 import os.path as osp
-from typing import List, Optional
 
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 
-def read_class_names(path: str) -> List[str]:
+def read_class_names(path: str) -> list[str]:
     """Read one class name per line; blank lines and ``#`` comments skipped.
 
     Raises:
@@ -28,15 +28,16 @@ def read_class_names(path: str) -> List[str]:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'class list not found: {path}')
-    names: List[str] = []
+    names: list[str] = []
     with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, start=1):
             name = line.split('#', 1)[0].strip()
             if not name:
                 continue
             if name in names:
-                raise ValueError(f'{path}:{lineno}: class "{name}" is listed '
-                                 'twice')
+                raise ValueError(
+                    f'{path}:{lineno}: class "{name}" is listed twice'
+                )
             names.append(name)
     if not names:
         raise ValueError(f'{path}: lists no class names')
@@ -56,23 +57,28 @@ class FolderSegDataset(BaseSegDataset):
             may still add a ``palette``, but must not also set ``classes``.
     """
 
-    def __init__(self,
-                 data_root: str,
-                 classes_file: str = 'classes.txt',
-                 metainfo: Optional[dict] = None,
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        classes_file: str = 'classes.txt',
+        metainfo: dict | None = None,
+        img_suffix: str = '.jpg',
+        seg_map_suffix: str = '.png',
+        **kwargs,
+    ) -> None:
         metainfo = dict(metainfo or {})
         if 'classes' in metainfo:
             raise ValueError(
                 'FolderSegDataset reads its classes from `classes_file`; do '
-                'not also set metainfo["classes"]')
+                'not also set metainfo["classes"]'
+            )
         metainfo['classes'] = tuple(
-            read_class_names(osp.join(data_root, classes_file)))
+            read_class_names(osp.join(data_root, classes_file))
+        )
         super().__init__(
             data_root=data_root,
             metainfo=metainfo,
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
-            **kwargs)
+            **kwargs,
+        )

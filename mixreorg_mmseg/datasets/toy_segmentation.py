@@ -7,11 +7,11 @@ without downloading data. It is written in the layout that
 image-caption world for text-supervised training is a separate, larger
 generator.)
 """
+
 from __future__ import annotations
 
 import os
 import os.path as osp
-from typing import Dict, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,7 +26,7 @@ def _shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     cy, cx = rng.uniform(radius, size - radius, size=2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     if kind == 'disc':
-        return (yy - cy)**2 + (xx - cx)**2 <= radius**2
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
     if kind == 'square':
         return (np.abs(yy - cy) <= radius) & (np.abs(xx - cx) <= radius)
     if kind == 'triangle':
@@ -37,8 +37,9 @@ def _shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f'unknown shape kind: {kind}')
 
 
-def render_toy_sample(size: int, rng: np.random.Generator,
-                      max_objects: int = 3):
+def render_toy_sample(
+    size: int, rng: np.random.Generator, max_objects: int = 3
+):
     """Draw one image and its label map.
 
     Returns:
@@ -57,10 +58,9 @@ def render_toy_sample(size: int, rng: np.random.Generator,
     return image, label
 
 
-def write_toy_segmentation(root: str,
-                           splits: Dict[str, int] = None,
-                           size: int = 64,
-                           seed: int = 0) -> Dict[str, int]:
+def write_toy_segmentation(
+    root: str, splits: dict[str, int] = None, size: int = 64, seed: int = 0
+) -> dict[str, int]:
     """Write the toy folder; the same arguments write the same files.
 
     Args:
@@ -90,8 +90,7 @@ def write_toy_segmentation(root: str,
             # PNG for images too would be lossless, but JPEG is what the
             # real benchmarks ship, so the loaders see the real format.
             Image.fromarray(image).save(
-                osp.join(img_dir, name + '.jpg'), quality=95)
+                osp.join(img_dir, name + '.jpg'), quality=95
+            )
             Image.fromarray(label).save(osp.join(ann_dir, name + '.png'))
     return splits
-
-

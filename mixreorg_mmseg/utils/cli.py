@@ -2,12 +2,13 @@
 
 The tools keep MMSeg's command-line interface; the Runner does the work.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import os.path as osp
-import torch
+
 from mmengine.config import Config, DictAction
 
 
@@ -16,18 +17,21 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--work-dir',
         help='where logs and checkpoints go (default: ./work_dirs/<config '
-        'name>)')
+        'name>)',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override config keys, e.g. train_dataloader.batch_size=8 '
-        'model.backbone.depth=6 (lists as a=[1,2] or a=1,2)')
+        'model.backbone.depth=6 (lists as a=[1,2] or a=1,2)',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher (tools/dist_*.sh set pytorch)')
+        help='job launcher (tools/dist_*.sh set pytorch)',
+    )
     # torchrun sets LOCAL_RANK; older launchers pass --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -45,22 +49,21 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        # NCCL needs GPUs; gloo lets the same launch run on CPU machines.
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        cfg.env_cfg.dist_cfg['backend'] = 'gloo'
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
     return cfg
 
 
 def build_runner(cfg: Config):
-    """Build MMEngine's Runner, or the one the config names in ``runner_type``.
-    """
+    """Build MMEngine's Runner (or the config's ``runner_type``)."""
     from mmengine.runner import Runner
     from mmseg.registry import RUNNERS
 
+    from mixreorg_mmseg.engine import prepare_cpu_distributed
+
+    # multi-process on a machine without GPUs: gloo + CPU-capable DDP
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
-

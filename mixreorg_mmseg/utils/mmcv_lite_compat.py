@@ -29,6 +29,7 @@ use mmcv's compiled DDP helpers).
 With full mmcv installed, the real ``mmcv._ext`` imports and this module does
 nothing at all.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -41,7 +42,8 @@ EXT_NAME = 'mmcv._ext'
 
 INSTALL_HINT = (
     'Install the full mmcv build (compiled ops) instead of mmcv-lite; see '
-    'docs/install.md ("GPU machines: full mmcv").')
+    'docs/install.md ("GPU machines: full mmcv").'
+)
 
 
 class MissingCompiledOpError(RuntimeError):
@@ -61,7 +63,8 @@ class _MissingExtModule(types.ModuleType):
             raise MissingCompiledOpError(
                 f'mmcv compiled op "{name}" is not available: the installed '
                 f'mmcv is the pure-Python mmcv-lite build, which has no '
-                f'compiled extension ({EXT_NAME}). {INSTALL_HINT}')
+                f'compiled extension ({EXT_NAME}). {INSTALL_HINT}'
+            )
 
         missing_op.__name__ = name
         missing_op.__qualname__ = f'{EXT_NAME}.{name}'
@@ -100,8 +103,10 @@ def install_mmcv_ext_stub() -> bool:
     import mmcv  # the lite build itself must be importable
 
     stub = _MissingExtModule(
-        EXT_NAME, 'Stand-in for the compiled mmcv extension (mmcv-lite); '
-        'see mixreorg_mmseg.utils.mmcv_lite_compat.')
+        EXT_NAME,
+        'Stand-in for the compiled mmcv extension (mmcv-lite); '
+        'see mixreorg_mmseg.utils.mmcv_lite_compat.',
+    )
     stub.__spec__ = importlib.machinery.ModuleSpec(EXT_NAME, loader=None)
     sys.modules[EXT_NAME] = stub
     mmcv._ext = stub

@@ -42,6 +42,7 @@ Runner's ``load_from`` and ``resume``, ``tools/test.py`` and MMSeg's
 (pickled ``HistoryBuffer``) is refused; if you trust where it came from,
 ``tools/misc/sanitize_checkpoint.py`` rewrites it in the plain form.
 """
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,7 @@ import pickle
 import re
 import types
 from collections import OrderedDict
-from typing import Any, List, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,12 +64,12 @@ import torch
 #: scheduler states, dataset meta) as tensors and containers. A hook that
 #: stores an object of its own class can allow that class explicitly with
 #: :func:`allow_training_state_globals`; never allow callables.
-TRAINING_STATE_SAFE_GLOBALS: List[type] = []
+TRAINING_STATE_SAFE_GLOBALS: list[type] = []
 
 #: Key that marks a dict written by :func:`to_plain`.
 PLAIN_TAG = '__mixreorg_plain__'
 
-FileLike = Union[str, os.PathLike, io.IOBase]
+FileLike = str | os.PathLike | io.IOBase
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -141,14 +142,17 @@ def from_plain(obj: Any) -> Any:
             return HistoryBuffer(
                 obj['log_history'].numpy(),
                 obj['count_history'].numpy(),
-                max_length=obj['max_length'])
+                max_length=obj['max_length'],
+            )
         if tag == 'ndarray':
             return obj['data'].numpy()
         if tag == 'numpy_scalar':
             return obj['data'].numpy()[()]
         if tag is not None:
             raise ValueError(f'unknown plain-form tag {tag!r}')
-        return type(obj)((key, from_plain(value)) for key, value in obj.items())
+        return type(obj)(
+            (key, from_plain(value)) for key, value in obj.items()
+        )
     if type(obj) in (list, tuple):
         return type(obj)(from_plain(value) for value in obj)
     return obj
@@ -176,20 +180,24 @@ def _describe(f: FileLike) -> str:
     return str(getattr(f, 'name', '<in-memory buffer>'))
 
 
-def _weights_only_load(f: FileLike, map_location: Any,
-                       safe_globals: List[type], what: str) -> Any:
+def _weights_only_load(
+    f: FileLike, map_location: Any, safe_globals: list[type], what: str
+) -> Any:
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(f, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         match = _UNSUPPORTED_GLOBAL.search(str(err))
-        culprit = (f'global "{match.group(1)}"'
-                   if match else str(err).strip().splitlines()[-1])
+        culprit = (
+            f'global "{match.group(1)}"'
+            if match
+            else str(err).strip().splitlines()[-1]
+        )
         raise UnsafeCheckpointError(
             f'Refusing to load {what} "{_describe(f)}": it needs {culprit}, '
             'which a weights-only load does not allow (unpickling it could '
             'run arbitrary code). Checkpoints written with mixreorg_mmseg '
-            'imported never need it. If you trust the file\'s origin, '
+            "imported never need it. If you trust the file's origin, "
             'rewrite it once in the safe form: python '
             'tools/misc/sanitize_checkpoint.py --i-trust-this-file SRC DST'
         ) from None
@@ -208,10 +216,11 @@ def safe_torch_load(f: FileLike, map_location: Any = None, **kwargs) -> Any:
     if kwargs.get('weights_only') is False:
         raise ValueError(
             'safe_torch_load never loads with weights_only=False '
-            f'(file: {_describe(f)})')
-    checkpoint = _weights_only_load(f, map_location,
-                                    TRAINING_STATE_SAFE_GLOBALS,
-                                    'checkpoint')
+            f'(file: {_describe(f)})'
+        )
+    checkpoint = _weights_only_load(
+        f, map_location, TRAINING_STATE_SAFE_GLOBALS, 'checkpoint'
+    )
     return from_plain(checkpoint)
 
 
@@ -231,18 +240,21 @@ def safe_torch_save(obj: Any, f: FileLike, *args, **kwargs) -> None:
     torch.save(to_plain(obj), f, *args, **kwargs)
 
 
-def safe_load_url(url: str,
-                  model_dir: Optional[str] = None,
-                  map_location: Any = None,
-                  progress: bool = True,
-                  **kwargs) -> Any:
+def safe_load_url(
+    url: str,
+    model_dir: str | None = None,
+    map_location: Any = None,
+    progress: bool = True,
+    **kwargs,
+) -> Any:
     """Download (or reuse the hub cache) and load weights-only.
 
     Replaces ``mmengine.utils.dl_utils.load_url`` for MMEngine's URL schemes,
     which calls torch's hub with ``weights_only=False``.
     """
-    from torch.hub import download_url_to_file, get_dir
     from urllib.parse import urlparse
+
+    from torch.hub import download_url_to_file, get_dir
 
     model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
@@ -282,4 +294,3 @@ def install_safe_checkpoint_io() -> bool:
     mmengine_checkpoint.torch = _SafeTorch('torch')
     mmengine_checkpoint.load_url = safe_load_url
     return True
-

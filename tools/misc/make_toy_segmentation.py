@@ -3,6 +3,7 @@
     python tools/misc/make_toy_segmentation.py data/toy_segmentation \
         [--train 128] [--val 32] [--size 64] [--seed 0]
 """
+
 import argparse
 
 from mixreorg_mmseg.datasets import write_toy_segmentation
@@ -17,8 +18,11 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     counts = write_toy_segmentation(
-        args.root, {'train': args.train, 'val': args.val},
-        size=args.size, seed=args.seed)
+        args.root,
+        {'train': args.train, 'val': args.val},
+        size=args.size,
+        seed=args.seed,
+    )
     print(f'wrote {counts} to {args.root}')
 
 

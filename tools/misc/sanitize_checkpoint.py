@@ -11,14 +11,18 @@ tensors (mixreorg_mmseg.utils.safe_checkpoint.to_plain) and writes DST,
 which then loads weights-only. Objects it cannot convert are named and
 nothing is written.
 """
+
 import argparse
 import os
 import sys
 
 import torch
 
-from mixreorg_mmseg.utils.safe_checkpoint import (UnsafeCheckpointError,
-                                                  safe_torch_load, to_plain)
+from mixreorg_mmseg.utils.safe_checkpoint import (
+    UnsafeCheckpointError,
+    safe_torch_load,
+    to_plain,
+)
 
 
 def main(argv=None):
@@ -29,17 +33,19 @@ def main(argv=None):
         '--i-trust-this-file',
         action='store_true',
         help='required: SRC is unpickled without restrictions, which runs '
-        'any code it contains')
+        'any code it contains',
+    )
     args = parser.parse_args(argv)
     if not args.i_trust_this_file:
-        sys.exit('refusing: loading SRC runs any code pickled in it. Pass '
-                 '--i-trust-this-file if you trust its origin.')
+        sys.exit(
+            'refusing: loading SRC runs any code pickled in it. Pass '
+            '--i-trust-this-file if you trust its origin.'
+        )
     checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
     torch.save(to_plain(checkpoint), args.dst)
     try:
         safe_torch_load(args.dst, map_location='cpu')
     except UnsafeCheckpointError as err:
-
         os.remove(args.dst)
         sys.exit(f'{args.src} holds objects with no safe form: {err}')
     print(f'wrote {args.dst} (loads weights-only)')

@@ -7,7 +7,8 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=(64, 64))
+    size=(64, 64),
+)
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
@@ -23,7 +24,8 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         mlp_ratio=4,
         qkv_bias=True,
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+    ),
     decode_head=dict(
         type='SegformerHead',
         in_channels=[32, 64, 160, 256],
@@ -34,6 +36,9 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0
+        ),
+    ),
     train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    test_cfg=dict(mode='whole'),
+)

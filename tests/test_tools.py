@@ -1,0 +1,160 @@
+"""The command-line tools end to end, as a user runs them."""
+
+import glob
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from tests.conftest import run_command, run_python, tiny_train_cfg
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_config(tmp_path, toy_root):
+    path = str(tmp_path / 'tiny_config.py')
+    tiny_train_cfg(toy_root, tmp_path / 'unused').dump(path)
+    return path
+
+
+def _output(proc):
+    return proc.stdout + proc.stderr
+
+
+def _ok(proc):
+    assert proc.returncode == 0, _output(proc)[-4000:]
+    return _output(proc)
+
+
+def test_train_then_test_reports_miou_and_writes_outputs(
+    tiny_config, tmp_path
+):
+    work = str(tmp_path / 'work')
+    _ok(run_python(['tools/train.py', tiny_config, '--work-dir', work]))
+    ckpt = osp.join(work, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+
+    out, show = str(tmp_path / 'pred'), str(tmp_path / 'vis')
+    log = _ok(
+        run_python(
+            [
+                'tools/test.py',
+                tiny_config,
+                ckpt,
+                '--work-dir',
+                work,
+                '--out',
+                out,
+                '--show-dir',
+                show,
+                '--cfg-options',
+                'log_level=INFO',
+            ]
+        )
+    )
+    assert 'per class results' in log and 'mIoU' in log
+    for name in ('background', 'disc', 'square', 'triangle'):
+        assert re.search(rf'\|\s+{name}\s+\|', log), name
+    assert len(glob.glob(osp.join(out, '*.png'))) == 4
+    assert (
+        len(
+            glob.glob(osp.join(work, '*', show, '**', '*.png'), recursive=True)
+        )
+        == 4
+    )
+
+
+def test_resume_continues_from_the_latest_checkpoint(tiny_config, tmp_path):
+    work = str(tmp_path / 'work')
+    _ok(run_python(['tools/train.py', tiny_config, '--work-dir', work]))
+    log = _ok(
+        run_python(
+            [
+                'tools/train.py',
+                tiny_config,
+                '--work-dir',
+                work,
+                '--resume',
+                '--cfg-options',
+                'train_cfg.max_iters=6',
+                'log_level=INFO',
+            ]
+        )
+    )
+    assert 'resumed epoch: 0, iter: 4' in log
+    assert osp.isfile(osp.join(work, 'iter_6.pth'))
+
+
+def test_resume_from_a_missing_checkpoint_names_it(tiny_config, tmp_path):
+    proc = run_python(
+        ['tools/train.py', tiny_config, '--resume', str(tmp_path / 'x.pth')]
+    )
+    assert proc.returncode != 0
+    assert 'checkpoint not found' in proc.stderr and 'x.pth' in proc.stderr
+
+
+def test_stock_mmseg_train_tool_runs_our_config(tiny_config, tmp_path):
+    import mmseg
+
+    stock_train = osp.join(
+        osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py'
+    )
+    if not osp.isfile(stock_train):
+        pytest.skip('this mmseg install ships no tools/train.py')
+    work = str(tmp_path / 'work')
+    _ok(run_python([stock_train, tiny_config, '--work-dir', work]))
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only host')
+def test_amp_without_gpu_says_why(tiny_config):
+    proc = run_python(['tools/train.py', tiny_config, '--amp'])
+    assert proc.returncode != 0
+    assert '--amp needs a CUDA device' in proc.stderr
+
+
+def test_dist_train_and_test_run_two_processes(tiny_config, tmp_path):
+    work = str(tmp_path / 'work')
+    port = {'PORT': str(29500 + os.getpid() % 1000)}
+    log = _ok(
+        run_command(
+            [
+                'bash',
+                'tools/dist_train.sh',
+                tiny_config,
+                '2',
+                '--work-dir',
+                work,
+                '--cfg-options',
+                'log_level=INFO',
+            ],
+            env=port,
+        )
+    )
+    assert 'Distributed training: True' in log
+    assert 'GPU number: 2' in log  # MMEngine's name for the world size
+    if not torch.cuda.is_available():
+        assert "type='mmseg.DeviceAgnosticDDP'" in log
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+
+    log = _ok(
+        run_command(
+            [
+                'bash',
+                'tools/dist_test.sh',
+                tiny_config,
+                osp.join(work, 'iter_4.pth'),
+                '2',
+                '--work-dir',
+                work,
+                '--cfg-options',
+                'log_level=INFO',
+            ],
+            env=port,
+        )
+    )
+    assert 'Distributed training: True' in log
+    assert re.search(r'Iter\(test\) \[2/2\].*mIoU', log)
