@@ -59,12 +59,8 @@ def test_train_then_test_reports_miou_and_writes_outputs(
     for name in ('background', 'disc', 'square', 'triangle'):
         assert re.search(rf'\|\s+{name}\s+\|', log), name
     assert len(glob.glob(osp.join(out, '*.png'))) == 4
-    assert (
-        len(
-            glob.glob(osp.join(work, '*', show, '**', '*.png'), recursive=True)
-        )
-        == 4
-    )
+    drawn = glob.glob(osp.join(show, '**', '*.png'), recursive=True)
+    assert len(drawn) == 4
 
 
 def test_resume_continues_from_the_latest_checkpoint(tiny_config, tmp_path):
@@ -118,43 +114,22 @@ def test_amp_without_gpu_says_why(tiny_config):
 
 def test_dist_train_and_test_run_two_processes(tiny_config, tmp_path):
     work = str(tmp_path / 'work')
-    port = {'PORT': str(29500 + os.getpid() % 1000)}
-    log = _ok(
-        run_command(
-            [
-                'bash',
-                'tools/dist_train.sh',
-                tiny_config,
-                '2',
-                '--work-dir',
-                work,
-                '--cfg-options',
-                'log_level=INFO',
-            ],
-            env=port,
-        )
-    )
-    assert 'Distributed training: True' in log
-    assert 'GPU number: 2' in log  # MMEngine's name for the world size
+
+    def launch(script, *args):
+        cmd = ['bash', script, *args, '--work-dir', work]
+        cmd += ['--cfg-options', 'log_level=INFO']
+        port = str(29500 + os.getpid() % 1000)
+        log = _ok(run_command(cmd, env={'PORT': port}))
+        assert 'Distributed training: True' in log
+        assert 'GPU number: 2' in log  # MMEngine's name for the world size
+        return log
+
+    log = launch('tools/dist_train.sh', tiny_config, '2')
     if not torch.cuda.is_available():
         assert "type='mmseg.DeviceAgnosticDDP'" in log
-    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    ckpt = osp.join(work, 'iter_4.pth')
+    assert osp.isfile(ckpt)
 
-    log = _ok(
-        run_command(
-            [
-                'bash',
-                'tools/dist_test.sh',
-                tiny_config,
-                osp.join(work, 'iter_4.pth'),
-                '2',
-                '--work-dir',
-                work,
-                '--cfg-options',
-                'log_level=INFO',
-            ],
-            env=port,
-        )
-    )
-    assert 'Distributed training: True' in log
+    log = launch('tools/dist_test.sh', tiny_config, ckpt, '2')
+    # 4 validation images over 2 processes: 2 iterations each
     assert re.search(r'Iter\(test\) \[2/2\].*mIoU', log)
