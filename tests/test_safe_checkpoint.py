@@ -258,3 +258,25 @@ def test_stock_checkpoint_is_refused_then_sanitized_when_trusted(tmp_path):
     assert isinstance(history, HistoryBuffer)
     assert history.data[0].tolist() == [1.0]
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+class HookState:
+    """A plain data class a user's hook might store in a checkpoint."""
+
+    def __init__(self, count):
+        self.count = count
+
+
+def test_extra_classes_load_only_once_allowed(tmp_path, monkeypatch):
+    from mixreorg_mmseg.utils import safe_checkpoint
+
+    monkeypatch.setattr(safe_checkpoint, 'TRAINING_STATE_SAFE_GLOBALS', [])
+    path = str(tmp_path / 'hook.pth')
+    torch.save({'hook_state': HookState(3)}, path)
+    with pytest.raises(UnsafeCheckpointError, match='HookState'):
+        safe_torch_load(path)
+
+    safe_checkpoint.allow_training_state_globals(HookState)
+    assert safe_torch_load(path)['hook_state'].count == 3
+    with pytest.raises(TypeError, match='only classes'):
+        safe_checkpoint.allow_training_state_globals(print)
