@@ -41,6 +41,11 @@ Runner's ``load_from`` and ``resume``, ``tools/test.py`` and MMSeg's
 ``init_model`` all go through it. A checkpoint written by a stock MMEngine
 (pickled ``HistoryBuffer``) is refused; if you trust where it came from,
 ``tools/misc/sanitize_checkpoint.py`` rewrites it in the plain form.
+
+Files written this way stay readable without this package: a stock
+MMEngine on torch >= 2.6 loads their weights (``load_from``,
+``init_model``); only resuming the training state needs the package, which
+turns the tagged dicts back into MMEngine's objects.
 """
 
 from __future__ import annotations
