@@ -198,6 +198,21 @@ def test_runner_checkpoints_are_plain_and_resume_restores_state(
     first = _train(tmp_path, toy_root, max_iters=4)
     ckpt2 = osp.join(first.work_dir, 'iter_2.pth')
     assert torch.serialization.get_unsafe_globals_in_checkpoint(ckpt2) == []
+    # a stock MMEngine (this package not imported) reads the weights
+    stock = run_python(
+        [
+            '-c',
+            (
+                'import sys\n'
+                'from mmengine.runner.checkpoint import _load_checkpoint\n'
+                f'ckpt = _load_checkpoint({ckpt2!r})\n'
+                'assert "mixreorg_mmseg" not in sys.modules\n'
+                'print(len(ckpt["state_dict"]))\n'
+            ),
+        ]
+    )
+    assert stock.returncode == 0, stock.stderr
+    assert int(stock.stdout.split()[-1]) > 0
     saved = safe_torch_load(ckpt2)
     loss_history = saved['message_hub']['log_scalars']['train/loss']
     assert isinstance(loss_history, HistoryBuffer)
