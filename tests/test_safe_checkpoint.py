@@ -152,6 +152,7 @@ def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
             'names': ('a', 'b'),
             'weights': torch.arange(3.0),
         },
+        'state_dict': torch.nn.BatchNorm1d(2).state_dict(),
     }
     path = tmp_path / 'plain.pth'
     torch.save(to_plain(state), path)
@@ -171,6 +172,9 @@ def test_plain_form_round_trips_mmengine_objects_exactly(tmp_path):
     assert np.array_equal(info['palette'], state['runtime_info']['palette'])
     assert info['names'] == ('a', 'b')
     assert torch.equal(info['weights'], torch.arange(3.0))
+    # layer versions of a module's state_dict survive
+    assert back['state_dict']._metadata == state['state_dict']._metadata
+    assert back['state_dict']._metadata['']['version'] == 2
     # the input was not modified
     assert state['log_scalars']['train/loss'] is buffer
 

@@ -128,10 +128,8 @@ def to_plain(obj: Any) -> Any:
         return {PLAIN_TAG: 'ndarray', 'data': _array_to_tensor(obj)}
     if isinstance(obj, np.generic) and _is_numeric(obj.dtype):
         return {PLAIN_TAG: 'numpy_scalar', 'data': _array_to_tensor(obj)}
-    if type(obj) in (dict, OrderedDict):
-        return type(obj)((key, to_plain(value)) for key, value in obj.items())
-    if type(obj) in (list, tuple):
-        return type(obj)(to_plain(value) for value in obj)
+    if type(obj) in _CONTAINERS:
+        return _map_container(obj, to_plain)
     return obj
 
 
@@ -155,12 +153,23 @@ def from_plain(obj: Any) -> Any:
             return obj['data'].numpy()[()]
         if tag is not None:
             raise ValueError(f'unknown plain-form tag {tag!r}')
-        return type(obj)(
-            (key, from_plain(value)) for key, value in obj.items()
-        )
-    if type(obj) in (list, tuple):
-        return type(obj)(from_plain(value) for value in obj)
+    if type(obj) in _CONTAINERS:
+        return _map_container(obj, from_plain)
     return obj
+
+
+_CONTAINERS = (dict, OrderedDict, list, tuple)
+
+
+def _map_container(obj: Any, fn) -> Any:
+    """Apply ``fn`` to the values of a container, keeping its type."""
+    if isinstance(obj, dict):
+        mapped = type(obj)((key, fn(value)) for key, value in obj.items())
+        # a module's state_dict keeps its layers' versions here
+        if hasattr(obj, '_metadata'):
+            mapped._metadata = obj._metadata
+        return mapped
+    return type(obj)(fn(value) for value in obj)
 
 
 def _is_numeric(dtype: np.dtype) -> bool:
