@@ -50,6 +50,7 @@ turns the tagged dicts back into MMEngine's objects.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import os.path as osp
@@ -194,12 +195,13 @@ def _describe(f: FileLike) -> str:
     return str(getattr(f, 'name', '<in-memory buffer>'))
 
 
-def _weights_only_load(
-    f: FileLike, map_location: Any, safe_globals: list[type], what: str
-) -> Any:
+@contextlib.contextmanager
+def _weights_only(safe_globals: list[type], source: str, what: str):
+    """Allow ``safe_globals`` for weights-only loads inside the block, and
+    turn torch's refusal into :class:`UnsafeCheckpointError`."""
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(f, map_location=map_location, weights_only=True)
+            yield
     except pickle.UnpicklingError as err:
         match = _UNSUPPORTED_GLOBAL.search(str(err))
         culprit = (
@@ -208,7 +210,7 @@ def _weights_only_load(
             else str(err).strip().splitlines()[-1]
         )
         raise UnsafeCheckpointError(
-            f'Refusing to load {what} "{_describe(f)}": it needs {culprit}, '
+            f'Refusing to load {what} "{source}": it needs {culprit}, '
             'which a weights-only load does not allow (unpickling it could '
             'run arbitrary code). Checkpoints written with mixreorg_mmseg '
             "imported never need it. If you trust the file's origin, "
@@ -232,9 +234,12 @@ def safe_torch_load(f: FileLike, map_location: Any = None, **kwargs) -> Any:
             'safe_torch_load never loads with weights_only=False '
             f'(file: {_describe(f)})'
         )
-    checkpoint = _weights_only_load(
-        f, map_location, TRAINING_STATE_SAFE_GLOBALS, 'checkpoint'
-    )
+    with _weights_only(
+        TRAINING_STATE_SAFE_GLOBALS, _describe(f), 'checkpoint'
+    ):
+        checkpoint = torch.load(
+            f, map_location=map_location, weights_only=True
+        )
     return from_plain(checkpoint)
 
 
@@ -246,7 +251,8 @@ def load_weights(f: FileLike, map_location: Any = 'cpu') -> Any:
     """
     if isinstance(f, (str, os.PathLike)) and not osp.isfile(f):
         raise FileNotFoundError(f'weights file not found: {os.fspath(f)}')
-    return _weights_only_load(f, map_location, [], 'weights file')
+    with _weights_only([], _describe(f), 'weights file'):
+        return torch.load(f, map_location=map_location, weights_only=True)
 
 
 def safe_torch_save(obj: Any, f: FileLike, *args, **kwargs) -> None:
@@ -261,24 +267,24 @@ def safe_load_url(
     progress: bool = True,
     **kwargs,
 ) -> Any:
-    """Download (or reuse the hub cache) and load weights-only.
+    """``torch.hub.load_state_dict_from_url`` (download, cache, hash check)
+    with a weights-only load, then :func:`from_plain`.
 
     Replaces ``mmengine.utils.dl_utils.load_url`` for MMEngine's URL schemes,
     which calls torch's hub with ``weights_only=False``.
     """
-    from urllib.parse import urlparse
+    from torch.hub import load_state_dict_from_url
 
-    from torch.hub import download_url_to_file, get_dir
-
-    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
-    if not osp.exists(cached):
-        download_url_to_file(url, cached, progress=progress)
-    try:
-        return safe_torch_load(cached, map_location=map_location)
-    except UnsafeCheckpointError as err:
-        raise UnsafeCheckpointError(f'{err} [downloaded from {url}]') from None
+    with _weights_only(TRAINING_STATE_SAFE_GLOBALS, url, 'checkpoint'):
+        checkpoint = load_state_dict_from_url(
+            url,
+            model_dir=model_dir,
+            map_location=map_location,
+            progress=progress,
+            weights_only=True,
+            **kwargs,
+        )
+    return from_plain(checkpoint)
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 from mixreorg_mmseg.utils.safe_checkpoint import (
     UnsafeCheckpointError,
     safe_torch_load,
-    to_plain,
+    safe_torch_save,
 )
 
 
@@ -42,7 +42,7 @@ def main(argv=None):
             '--i-trust-this-file if you trust its origin.'
         )
     checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
-    torch.save(to_plain(checkpoint), args.dst)
+    safe_torch_save(checkpoint, args.dst)
     try:
         safe_torch_load(args.dst, map_location='cpu')
     except UnsafeCheckpointError as err:
