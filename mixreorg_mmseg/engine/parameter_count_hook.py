@@ -1,0 +1,47 @@
+"""Log the model's parameter count, per top-level component, at start."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameters of each direct child of ``model`` (skipping the data
+    preprocessor), of the parameters held by ``model`` itself (``self``),
+    and ``total``."""
+    counts: dict[str, int] = {}
+    for name, child in model.named_children():
+        if name == 'data_preprocessor':
+            continue
+        n = sum(p.numel() for p in child.parameters())
+        if n:
+            counts[name] = n
+    own = sum(p.numel() for p in model.parameters(recurse=False))
+    if own:
+        counts['self'] = own
+    counts['total'] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+def format_parameter_counts(counts: dict[str, int]) -> str:
+    """``'backbone 28.84M, text_encoder 22.15M, ..., total 55.73M'``."""
+    return ', '.join(f'{k} {v / 1e6:.2f}M' for k, v in counts.items())
+
+
+@HOOKS.register_module()
+class ParameterCountHook(Hook):
+    """Log ``parameters: backbone 28.84M, ... total 55.73M`` before the run,
+    so a run's log says which model size it trained."""
+
+    priority = 'VERY_LOW'
+
+    def before_run(self, runner) -> None:
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        runner.logger.info(
+            'parameters: ' + format_parameter_counts(count_parameters(model))
+        )

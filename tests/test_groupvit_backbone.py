@@ -1,0 +1,170 @@
+"""The GroupViT image encoder and its grouping block."""
+
+import pytest
+import torch
+
+from mixreorg_mmseg.models.backbones import (
+    GroupAssignment,
+    GroupViT,
+    chain_assignments,
+)
+
+TINY = dict(
+    img_size=32,
+    patch_size=8,
+    embed_dims=32,
+    depths=(1, 1, 1),
+    num_heads=(2, 2, 2),
+    num_group_tokens=(6, 3, 0),
+    num_output_groups=(6, 3),
+    drop_path_rate=0.0,
+)
+
+
+def tiny_groupvit(**overrides):
+    torch.manual_seed(0)
+    return GroupViT(**{**TINY, **overrides})
+
+
+def test_shapes_and_dtypes_through_every_stage():
+    model = tiny_groupvit()
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out.hw_shape == (4, 4)
+    assert out.image_embed.shape == (2, 32)
+    assert out.segment_tokens.shape == (2, 3, 32)
+    assert [a['hard'].shape for a in out.assignments] == [
+        (2, 6, 16),
+        (2, 3, 6),
+    ]
+    assert [a['soft'].shape for a in out.assignments] == [
+        (2, 6, 16),
+        (2, 3, 6),
+    ]
+    for tensor in (out.image_embed, out.segment_tokens):
+        assert tensor.dtype == torch.float32
+    torch.testing.assert_close(out.image_embed, out.segment_tokens.mean(dim=1))
+
+
+def test_hard_assignment_is_one_hot_and_passes_gradients():
+    torch.manual_seed(0)
+    assign = GroupAssignment(dim=8, hard=True, gumbel=True).train()
+    groups = torch.randn(2, 4, 8, requires_grad=True)
+    segments = torch.randn(2, 10, 8, requires_grad=True)
+    out, assignment = assign(groups, segments)
+    hard = assignment['hard']
+    assert set(hard.detach().unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(hard.sum(dim=1), torch.ones(2, 10))
+    (out * torch.randn_like(out)).sum().backward()
+    assert groups.grad.abs().sum() > 0
+    assert assign.q_proj.weight.grad.abs().sum() > 0
+    assert assign.k_proj.weight.grad.abs().sum() > 0
+
+
+def test_assignment_at_test_time_is_the_argmax_without_noise():
+    torch.manual_seed(0)
+    assign = GroupAssignment(dim=8).eval()
+    groups, segments = torch.randn(1, 4, 8), torch.randn(1, 10, 8)
+    _, first = assign(groups, segments)
+    _, second = assign(groups, segments)
+    torch.testing.assert_close(first['hard'], second['hard'])
+    expected = torch.nn.functional.one_hot(
+        first['soft'].argmax(dim=1), num_classes=4
+    ).transpose(1, 2)
+    torch.testing.assert_close(first['hard'], expected.float())
+
+
+def test_gumbel_noise_changes_training_assignments():
+    torch.manual_seed(0)
+    assign = GroupAssignment(dim=8, gumbel_tau=1.0).train()
+    groups, segments = torch.randn(1, 8, 8), torch.randn(1, 64, 8) * 0.01
+    _, first = assign(groups, segments)
+    _, second = assign(groups, segments)
+    assert not torch.equal(first['hard'], second['hard'])
+
+
+def test_chained_assignments_trace_every_pixel_to_final_segments():
+    model = tiny_groupvit().eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    maps = chain_assignments(out.assignments, out.hw_shape, kind='soft')
+    assert maps.shape == (2, 3, 4, 4)
+    torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, 4, 4))
+    hard = chain_assignments(
+        out.assignments, out.hw_shape, kind='hard', out_size=(32, 32)
+    )
+    assert hard.shape == (2, 3, 32, 32)
+    patch_hard = chain_assignments(out.assignments, out.hw_shape, 'hard')
+    assert set(patch_hard.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_every_parameter_gets_a_gradient():
+    model = tiny_groupvit().train()
+    out = model(torch.randn(2, 3, 32, 32))
+    loss = out.image_embed.pow(2).sum() + sum(
+        a['soft'].pow(2).sum() for a in out.assignments
+    )
+    loss.backward()
+    missing = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is None or not p.grad.abs().sum() > 0
+    ]
+    assert not missing
+
+
+def test_other_input_sizes_resize_the_position_embedding():
+    model = tiny_groupvit().eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 48, 40))
+    assert out.hw_shape == (6, 5)
+    assert out.assignments[0]['soft'].shape == (1, 6, 30)
+
+
+def test_gradient_checkpointing_gives_the_same_result():
+    x = torch.randn(2, 3, 32, 32)
+    plain = tiny_groupvit(hard_assignment=False).train()
+    checkpointed = tiny_groupvit(hard_assignment=False, with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    a = plain(x).image_embed.sum()
+    b = checkpointed(x).image_embed.sum()
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(
+        plain.pos_embed.grad, checkpointed.pos_embed.grad
+    )
+
+
+def test_full_size_matches_the_reference_parameter_count():
+    model = GroupViT()  # ViT-S: 384 wide, 6/3/3 layers, 64 then 8 groups
+    count = sum(p.numel() for p in model.parameters())
+    assert abs(count / 28.84e6 - 1) < 0.01, count
+
+
+def test_init_weights_keeps_the_scratch_initialisation():
+    model = tiny_groupvit()
+    torch.manual_seed(1)
+    model.init_weights()
+    # truncated normal, std 0.02 (mmpretrain's own init would be xavier)
+    ffn = model.layers[0].blocks[0].ffn.layers[0][0].weight
+    assert float(ffn.std()) == pytest.approx(0.02, rel=0.2)
+    assert torch.equal(model.layers[1].group_token, torch.zeros(1, 3, 32))
+
+
+@pytest.mark.parametrize(
+    'overrides, key',
+    [
+        (dict(num_heads=(2, 2)), 'num_heads'),
+        (dict(num_heads=(3, 2, 2)), 'num_heads'),
+        (dict(num_group_tokens=(6, 3, 2)), 'num_group_tokens'),
+        (dict(num_group_tokens=(6, 0, 0)), 'num_group_tokens'),
+        (dict(num_output_groups=(6,)), 'num_output_groups'),
+        (dict(patch_size=5), 'patch_size'),
+        (dict(depths=(1,), num_heads=(2,)), 'depths'),
+        (dict(drop_path_rate=1.5), 'drop_path_rate'),
+        (dict(depths=1), 'depths'),
+    ],
+)
+def test_inconsistent_sizes_fail_at_build_naming_the_key(overrides, key):
+    with pytest.raises(ValueError, match=key):
+        GroupViT(**{**TINY, **overrides})
