@@ -13,6 +13,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART_CONFIG = osp.join(
     REPO_ROOT, 'configs/quickstart/segformer_mit-b0_toy-shapes-64x64.py'
 )
+GROUPVIT_TOY_CONFIG = osp.join(
+    REPO_ROOT, 'configs/quickstart/groupvit_tiny_toy-captions-64x64.py'
+)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -30,6 +33,16 @@ def toy_root(tmp_path_factory):
 
     root = str(tmp_path_factory.mktemp('toy_segmentation'))
     write_toy_segmentation(root, {'train': 24, 'val': 4}, size=32, seed=0)
+    return root
+
+
+@pytest.fixture(scope='session')
+def toy_captions_root(tmp_path_factory):
+    """Toy shapes with captions (24 images of 32x32, train split)."""
+    from mixreorg_mmseg.datasets import write_toy_image_captions
+
+    root = str(tmp_path_factory.mktemp('toy_image_captions'))
+    write_toy_image_captions(root, 24, size=32, seed=0)
     return root
 
 
@@ -59,6 +72,36 @@ def tiny_train_cfg(toy_root, work_dir, max_iters=4, interval=2):
             end=max_iters,
         )
     ]
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def tiny_groupvit_cfg(toy_captions_root, work_dir, max_iters=30):
+    """The toy GroupViT config shrunk to 32x32 images on the toy captions:
+    patch 8 (16 patches), width 32, 4 then 2 groups, text 2 x 32."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(GROUPVIT_TOY_CONFIG)
+    cfg.work_dir = str(work_dir)
+    model = cfg.model
+    model.data_preprocessor.size = (32, 32)
+    model.backbone.update(
+        img_size=32,
+        embed_dims=32,
+        num_group_tokens=(4, 2, 0),
+        num_output_groups=(4, 2),
+    )
+    model.text_encoder.update(width=32, heads=2)
+    for projector in (model.image_projector, model.text_projector):
+        projector.update(out_channels=32, hidden_channels=64)
+    loader = cfg.train_dataloader
+    loader.dataset.data_root = toy_captions_root
+    loader.dataset.pipeline[1].scale = 32
+    loader.batch_size = 8
+    cfg.train_cfg.max_iters = max_iters
+    cfg.param_scheduler = []
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = max_iters
     cfg.log_level = 'WARNING'
     return cfg
 

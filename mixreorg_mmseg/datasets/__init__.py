@@ -1,11 +1,25 @@
-"""Datasets and data writers (registered in ``mmseg.registry.DATASETS``)."""
+"""Datasets, data writers and transforms (registered in ``mmseg.registry``'s
+``DATASETS`` and ``TRANSFORMS``)."""
 
 from .folder_seg_dataset import FolderSegDataset, read_class_names
+from .image_caption_dataset import ImageCaptionDataset, clean_caption
+from .toy_image_captions import (
+    generate_toy_image_captions,
+    make_toy_caption,
+    write_toy_image_captions,
+)
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
+from .transforms import LoadImageOrSkip
 
 __all__ = [
     'FolderSegDataset',
     'read_class_names',
+    'ImageCaptionDataset',
+    'clean_caption',
+    'LoadImageOrSkip',
+    'generate_toy_image_captions',
+    'make_toy_caption',
+    'write_toy_image_captions',
     'TOY_CLASSES',
     'write_toy_segmentation',
 ]
