@@ -1,0 +1,184 @@
+"""GroupViT's multi-label image-text contrastive loss (Xu et al., CVPR 2022,
+Sec. 3.3, Eq. 6-8).
+
+Each image is paired with up to K prompts built from the nouns of its
+caption (:class:`~mixreorg_mmseg.models.text_encoders.NounPromptBuilder`).
+What differs from :class:`.ImageTextContrastiveLoss` (CLIP's InfoNCE):
+
+* image side: each image row is scored against every valid prompt of the
+  global batch; its soft target is spread uniformly, ``1 / k_b``, over its
+  own ``k_b`` valid prompts (cross-entropy with soft targets);
+* text side: each valid prompt row is scored against every image of the
+  global batch; its target is its own image;
+* padding prompts (``valid`` False) are neither rows nor columns, and an
+  image with no valid prompt has no image-side row;
+* because the number of rows differs between ranks, each side is averaged
+  over the rows of the *global* batch (counted from the gathered ``valid``
+  masks), not over the local ones.
+
+Distributed training works as for :class:`.ImageTextContrastiveLoss`: the
+embeddings are gathered with gradient (open_clip's ``gather_features``, the
+gather of its ``ClipLoss``), the local rows are scored against the gathered
+columns with targets offset by ``rank * B``, and rank ``r`` returns ``L_r =
+W * (sum of its row losses) / (global row count)`` per side, so that ``(1 /
+W) sum_r L_r`` is the global-batch loss ``L`` (what MMEngine logs), the
+gathered backward hands rank ``r`` the gradient ``W dL / d e_r``, and DDP's
+averaging over ``W`` ranks gives each parameter exactly ``dL / d theta``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from mmengine.dist import get_dist_info
+from mmseg.registry import MODELS
+from open_clip.loss import gather_features
+from torch import nn
+
+from .image_text_contrastive_loss import check_logit_scale, check_loss_name
+
+
+def _all_gather_mask(mask: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Concatenate a boolean mask of every rank along dim 0 (no gradient)."""
+    # uint8: not every backend all-gathers bool tensors
+    local = mask.to(torch.uint8).contiguous()
+    gathered = [torch.empty_like(local) for _ in range(world_size)]
+    dist.all_gather(gathered, local)
+    return torch.cat(gathered).bool()
+
+
+@MODELS.register_module()
+class MultiLabelContrastiveLoss(nn.Module):
+    """Contrastive loss between images and the noun prompts of their
+    captions; embeddings are L2-normalised here.
+
+    ``loss = loss_weight * (L_image + L_text) / 2`` with (over the global
+    batch, ``s`` the logit scale, ``I``/``P`` normalised image/prompt
+    embeddings, ``V`` the valid prompts, ``V_b`` those of image ``b``)::
+
+        L_image = mean over b with V_b non-empty of
+                  - sum_{p in V_b} 1/|V_b| log softmax_{q in V}(s I_b . P_q)_p
+        L_text  = mean over p in V of
+                  - log softmax_{b'}(s P_p . I_b')_{owner(p)}
+
+    With K = 1 and every prompt valid this is the CLIP loss.
+
+    Args:
+        loss_weight: Factor on the loss.
+        loss_name: Key of the loss in the losses dict (must start with
+            ``loss_``).
+    """
+
+    def __init__(
+        self, loss_weight: float = 1.0, loss_name: str = 'loss_multi_label'
+    ):
+        super().__init__()
+        self.loss_weight = float(loss_weight)
+        self._loss_name = check_loss_name(loss_name)
+
+    @property
+    def loss_name(self) -> str:
+        """Key of this loss in the losses dict."""
+        return self._loss_name
+
+    def forward(
+        self,
+        image_embeds: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        valid: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+    ) -> torch.Tensor:
+        """Loss of B images and their K prompts on this rank.
+
+        Args:
+            image_embeds: ``[B, C]``.
+            prompt_embeds: ``[B, K, C]``; prompt ``k`` of image ``b``.
+                Padding prompts may hold any finite values (zeros).
+            valid: ``BoolTensor [B, K]``, False at padding prompts.
+            logit_scale: Scalar ``s`` (already exponentiated and clamped).
+
+        Returns:
+            Scalar loss; 0 (with a graph) when no prompt of the global batch
+            is valid.
+        """
+        if image_embeds.dim() != 2:
+            raise ValueError(
+                'image_embeds must be [B, C], got shape '
+                f'{tuple(image_embeds.shape)}'
+            )
+        batch, channels = image_embeds.shape
+        if prompt_embeds.dim() != 3 or (
+            prompt_embeds.shape[0],
+            prompt_embeds.shape[2],
+        ) != (batch, channels):
+            raise ValueError(
+                f'prompt_embeds must be [B, K, C] = [{batch}, K, {channels}] '
+                f'like image_embeds, got {tuple(prompt_embeds.shape)}'
+            )
+        num_prompts = prompt_embeds.shape[1]
+        if num_prompts == 0:
+            raise ValueError('prompt_embeds has K = 0 prompts per image')
+        if valid.dtype != torch.bool:
+            raise TypeError(f'valid must be a bool tensor, got {valid.dtype}')
+        if valid.shape != prompt_embeds.shape[:2]:
+            raise ValueError(
+                f'valid must be [B, K] = {tuple(prompt_embeds.shape[:2])}, '
+                f'got {tuple(valid.shape)}'
+            )
+        check_logit_scale(logit_scale)
+        device = image_embeds.device
+        valid = valid.to(device)
+
+        images = F.normalize(image_embeds, dim=-1)
+        prompts = F.normalize(prompt_embeds, dim=-1).reshape(-1, channels)
+        valid_flat = valid.reshape(-1)
+        rank, world_size = get_dist_info()
+        if world_size > 1:
+            all_images, all_prompts = gather_features(
+                images,
+                prompts,
+                local_loss=True,
+                gather_with_grad=True,
+                rank=rank,
+                world_size=world_size,
+            )
+            all_valid = _all_gather_mask(valid_flat, world_size)
+        else:
+            all_images, all_prompts, all_valid = images, prompts, valid_flat
+
+        # global index of the image each prompt belongs to: [W * B * K]
+        owner = torch.arange(world_size * batch, device=device)
+        owner = owner.repeat_interleave(num_prompts)
+        local_images = torch.arange(batch, device=device) + rank * batch
+        local_owner = owner[rank * batch * num_prompts :][
+            : batch * num_prompts
+        ]
+
+        # image side: [B, W * B * K], padding columns masked out; the
+        # finite fill keeps rows finite when no column is valid
+        logits = logit_scale * images @ all_prompts.t()
+        logits = logits.masked_fill(
+            ~all_valid[None], torch.finfo(logits.dtype).min
+        )
+        targets = (owner[None] == local_images[:, None]) & all_valid[None]
+        targets = targets.to(logits.dtype)
+        targets = targets / targets.sum(-1, keepdim=True).clamp(min=1)
+        image_sum = -(targets * logits.log_softmax(-1)).sum()
+
+        # text side: [B * K, W * B], padding rows weighted 0
+        logits = logit_scale * prompts @ all_images.t()
+        text_rows = F.cross_entropy(logits, local_owner, reduction='none')
+        text_sum = (text_rows * valid_flat.to(text_rows.dtype)).sum()
+
+        image_rows_global = all_valid.view(-1, num_prompts).any(-1).sum()
+        text_rows_global = all_valid.sum()
+        loss = (
+            0.5
+            * world_size
+            * (
+                image_sum / image_rows_global.clamp(min=1)
+                + text_sum / text_rows_global.clamp(min=1)
+            )
+        )
+        return self.loss_weight * loss
