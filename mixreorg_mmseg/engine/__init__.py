@@ -5,17 +5,9 @@ from .cpu_distributed import (
     init_cpu_process_group,
     prepare_cpu_distributed,
 )
-from .parameter_count_hook import (
-    ParameterCountHook,
-    count_parameters,
-    format_parameter_counts,
-)
 
 __all__ = [
     'DeviceAgnosticDDP',
     'init_cpu_process_group',
     'prepare_cpu_distributed',
-    'ParameterCountHook',
-    'count_parameters',
-    'format_parameter_counts',
 ]

@@ -1,0 +1,296 @@
+"""The segmentor trained from image-text pairs: GroupViT, and MixReorg's base.
+
+Training (``mode='loss'``), GroupViT (Xu et al., CVPR 2022, Sec. 3.2)::
+
+    loss(inputs, data_samples)
+      captions <- data_samples[i].metainfo['caption']
+      encode_image(inputs):   backbone -> image_projector -> [B, D]
+      encode_text(captions [+ noun prompts]):
+                              tokenize -> text_encoder -> text_projector
+      contrastive_loss(image, caption)              -> loss_contrastive
+      multi_label_loss(image, noun prompts)         -> loss_multi_label
+
+Zero-shot inference (``mode='predict'``), MMSeg's ``EncoderDecoder`` path::
+
+    predict() -> inference() (whole / slide, from test_cfg)
+              -> encode_decode() -> decode_head.predict() -> postprocess
+
+The zero-shot decode head turns :meth:`encode_image` 's projected segment
+embeddings and chained assignments, and :meth:`encode_text` 's class-prompt
+embeddings, into per-pixel class scores; without one, ``predict`` fails
+with a message saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.logging import print_log
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+
+from ...utils.parameter_count import (
+    count_parameters,
+    format_parameter_counts,
+)
+from ..text_encoders import NounPromptBuilder
+
+
+def _fill_in_channels(cfg: ConfigType, width: int, key: str) -> ConfigType:
+    """Set ``cfg.in_channels`` to the encoder's width, or check it."""
+    cfg = dict(cfg)
+    given = cfg.setdefault('in_channels', width)
+    if given != width:
+        raise ValueError(
+            f'{key}.in_channels={given} but the encoder feeding it is '
+            f'{width} wide; drop the key or set it to {width}'
+        )
+    return cfg
+
+
+@MODELS.register_module()
+class TextSupervisedSegmentor(EncoderDecoder):
+    """Image encoder + text encoder trained contrastively on captions.
+
+    Args:
+        backbone: image encoder config (e.g. ``GroupViT``).
+        text_encoder: text encoder config (e.g. ``OpenCLIPTextEncoder``); it
+            must provide ``tokenize(list[str])`` and ``width``.
+        image_projector: projection of image embeddings and segment tokens
+            to the joint space (``ProjectionMLP``); ``in_channels`` is
+            filled from ``backbone.embed_dims``.
+        text_projector: projection of text embeddings (``in_channels``
+            filled from ``text_encoder.width``); same ``out_channels``.
+        contrastive_loss: image-caption loss config (None:
+            ``ImageTextContrastiveLoss``).
+        multi_label_loss: GroupViT's multi-label loss config, or None.
+        noun_prompts: :class:`NounPromptBuilder` arguments (nouns per
+            caption, templates, vocabulary); needed with the multi-label
+            loss.
+        contrast_temperature: initial temperature; the learnable logit
+            scale starts at ``log(1 / contrast_temperature)``.
+        logit_scale_max: ``exp(logit_scale)`` is clamped to this (100).
+        share_logit_scale: the multi-label loss uses the contrastive
+            loss's logit scale instead of its own.
+        decode_head: zero-shot head for ``predict`` (None: training only).
+        train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
+        data_preprocessor: ``SegDataPreProcessor`` config.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(
+        self,
+        backbone: ConfigType,
+        text_encoder: ConfigType,
+        image_projector: ConfigType,
+        text_projector: ConfigType,
+        contrastive_loss: OptConfigType = None,
+        multi_label_loss: OptConfigType = None,
+        noun_prompts: OptConfigType = None,
+        contrast_temperature: float = 0.07,
+        logit_scale_max: float = 100.0,
+        share_logit_scale: bool = False,
+        decode_head: OptConfigType = None,
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        data_preprocessor: OptConfigType = None,
+        init_cfg: OptConfigType = None,
+    ):
+        # EncoderDecoder's own __init__ insists on a decode head; the
+        # inference methods it provides are what we reuse.
+        BaseSegmentor.__init__(
+            self, data_preprocessor=data_preprocessor, init_cfg=init_cfg
+        )
+        if not 0 < contrast_temperature:
+            raise ValueError('contrast_temperature must be > 0')
+        self.backbone = MODELS.build(backbone)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.image_projector = MODELS.build(
+            _fill_in_channels(
+                image_projector,
+                self.backbone.embed_dims,
+                'image_projector',
+            )
+        )
+        self.text_projector = MODELS.build(
+            _fill_in_channels(
+                text_projector, self.text_encoder.width, 'text_projector'
+            )
+        )
+        if self.image_projector.out_channels != (
+            self.text_projector.out_channels
+        ):
+            raise ValueError(
+                'image_projector.out_channels='
+                f'{self.image_projector.out_channels} and '
+                'text_projector.out_channels='
+                f'{self.text_projector.out_channels} must be equal: both '
+                'project into the same joint space'
+            )
+        self.contrastive_loss = MODELS.build(
+            contrastive_loss or dict(type='ImageTextContrastiveLoss')
+        )
+        init_scale = math.log(1.0 / contrast_temperature)
+        self.logit_scale = nn.Parameter(torch.tensor(init_scale))
+        self.logit_scale_max = logit_scale_max
+
+        self.multi_label_loss = None
+        self.noun_prompts = None
+        if multi_label_loss is not None:
+            if noun_prompts is None:
+                raise ValueError(
+                    'multi_label_loss is set but noun_prompts is None: the '
+                    'loss needs the nouns of each caption '
+                    '(noun_prompts=dict(max_nouns=3, ...))'
+                )
+            self.multi_label_loss = MODELS.build(multi_label_loss)
+            self.noun_prompts = NounPromptBuilder(**noun_prompts)
+            if share_logit_scale:
+                self.multi_label_logit_scale = None
+            else:
+                self.multi_label_logit_scale = nn.Parameter(
+                    torch.tensor(init_scale)
+                )
+
+        self.decode_head = None
+        self.align_corners = False
+        if decode_head is not None:
+            self._init_decode_head(decode_head)
+        self.train_cfg = train_cfg
+        self.test_cfg = ConfigDict(
+            dict(mode='whole') if test_cfg is None else test_cfg
+        )
+        print_log(
+            f'{type(self).__name__} parameters: '
+            + format_parameter_counts(count_parameters(self)),
+            logger='current',
+        )
+
+    # -- the pieces training and zero-shot inference share -----------------
+
+    def scale(self, parameter: torch.Tensor) -> torch.Tensor:
+        """``exp(parameter)`` clamped to ``logit_scale_max``."""
+        return parameter.exp().clamp(max=self.logit_scale_max)
+
+    def encode_image(self, inputs: torch.Tensor) -> dict:
+        """Encode and project images.
+
+        Args:
+            inputs: ``[B, 3, H, W]`` normalised images.
+
+        Returns:
+            dict with ``image_embed`` ``[B, D]``, ``segment_embeds``
+            ``[B, S, D]`` (projected final segment tokens), ``output`` (the
+            backbone's output: assignments, grid).
+        """
+        output = self.backbone(inputs)
+        return dict(
+            image_embed=self.image_projector(output.image_embed),
+            segment_embeds=self.image_projector(output.segment_tokens),
+            output=output,
+        )
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenize, encode and project ``texts``: returns ``[N, D]``."""
+        device = self.logit_scale.device
+        tokens = self.text_encoder.tokenize(list(texts)).to(device)
+        return self.text_projector(self.text_encoder(tokens))
+
+    def extract_feat(self, inputs: torch.Tensor) -> dict:
+        """:meth:`encode_image`; the zero-shot head consumes it."""
+        return self.encode_image(inputs)
+
+    # -- training ------------------------------------------------------------
+
+    @staticmethod
+    def captions_of(data_samples: SampleList) -> list[str]:
+        """The caption of every sample (``metainfo['caption']``)."""
+        captions = []
+        for sample in data_samples:
+            caption = sample.metainfo.get('caption')
+            if not isinstance(caption, str) or not caption.strip():
+                raise KeyError(
+                    'a training sample has no caption (metainfo "caption"): '
+                    f'{sample.metainfo.get("img_path", "<no img_path>")}; '
+                    'pack it with meta_keys including "caption"'
+                )
+            captions.append(caption)
+        return captions
+
+    def loss(self, inputs: torch.Tensor, data_samples: SampleList) -> dict:
+        """GroupViT's losses on a batch of images and their captions.
+
+        Args:
+            inputs: ``[B, 3, H, W]``.
+            data_samples: B samples whose metainfo holds ``caption``.
+
+        Returns:
+            ``loss_contrastive`` (and ``loss_multi_label``), plus the
+            current ``logit_scale`` (logged, not summed into the loss).
+        """
+        captions = self.captions_of(data_samples)
+        batch = len(captions)
+        image_embed = self.encode_image(inputs)['image_embed']
+
+        texts = list(captions)
+        valid = None
+        if self.multi_label_loss is not None:
+            prompts, valid = self.noun_prompts(captions)
+            flat_valid = valid.flatten().tolist()
+            texts += [
+                p for p, ok in zip(prompts, flat_valid, strict=True) if ok
+            ]
+        text_embed = self.encode_text(texts)
+
+        logit_scale = self.scale(self.logit_scale)
+        losses = {
+            self.contrastive_loss.loss_name: self.contrastive_loss(
+                image_embed, text_embed[:batch], logit_scale
+            ),
+            'logit_scale': logit_scale.detach(),
+        }
+        if self.multi_label_loss is not None:
+            valid = valid.to(image_embed.device)
+            prompt_embeds = text_embed.new_zeros(
+                valid.numel(), text_embed.shape[-1]
+            )
+            prompt_embeds[valid.flatten()] = text_embed[batch:]
+            scale_param = self.multi_label_logit_scale
+            ml_scale = self.scale(
+                self.logit_scale if scale_param is None else scale_param
+            )
+            losses[self.multi_label_loss.loss_name] = self.multi_label_loss(
+                image_embed,
+                prompt_embeds.view(*valid.shape, -1),
+                valid,
+                ml_scale,
+            )
+        return losses
+
+    # -- inference -----------------------------------------------------------
+
+    def encode_decode(
+        self, inputs: torch.Tensor, batch_img_metas: list[dict]
+    ) -> torch.Tensor:
+        """Per-pixel class logits ``[B, K, H, W]`` from the zero-shot head."""
+        if self.decode_head is None:
+            raise RuntimeError(
+                'TextSupervisedSegmentor has no decode_head: set '
+                'model.decode_head to a zero-shot head to run predict / '
+                'tools/test.py (training needs none)'
+            )
+        return self.decode_head.predict(
+            (self.extract_feat(inputs), self), batch_img_metas, self.test_cfg
+        )
+
+    def _forward(
+        self, inputs: torch.Tensor, data_samples: SampleList = None
+    ) -> dict:
+        """Tensor mode: the projected image features (:meth:`encode_image`)."""
+        return self.encode_image(inputs)
