@@ -275,19 +275,41 @@ class TextSupervisedSegmentor(EncoderDecoder):
 
     # -- inference -----------------------------------------------------------
 
+    def text_weights_version(self) -> tuple:
+        """Changes whenever a weight or buffer of the text encoder or the
+        text projector is replaced or updated in place (optimizer step,
+        checkpoint load): the key under which a zero-shot head caches its
+        class embeddings."""
+        tensors = [
+            *self.text_encoder.parameters(),
+            *self.text_encoder.buffers(),
+            *self.text_projector.parameters(),
+            *self.text_projector.buffers(),
+        ]
+        return tuple((id(t), t._version) for t in tensors)
+
     def encode_decode(
         self, inputs: torch.Tensor, batch_img_metas: list[dict]
     ) -> torch.Tensor:
-        """Per-pixel class logits ``[B, K, H, W]`` from the zero-shot head."""
+        """Per-pixel class logits ``[B, K, H, W]`` from the zero-shot head.
+
+        The head receives :meth:`encode_image` 's dict plus
+        ``encode_text`` (``list[str] -> [N, D]``), ``text_version``
+        (:meth:`text_weights_version`) and ``logit_scale`` (clamped scalar).
+        """
         if self.decode_head is None:
             raise RuntimeError(
                 'TextSupervisedSegmentor has no decode_head: set '
                 'model.decode_head to a zero-shot head to run predict / '
                 'tools/test.py (training needs none)'
             )
-        return self.decode_head.predict(
-            (self.extract_feat(inputs), self), batch_img_metas, self.test_cfg
+        feats = self.extract_feat(inputs)
+        feats.update(
+            encode_text=self.encode_text,
+            text_version=self.text_weights_version(),
+            logit_scale=self.scale(self.logit_scale),
         )
+        return self.decode_head.predict(feats, batch_img_metas, self.test_cfg)
 
     def _forward(
         self, inputs: torch.Tensor, data_samples: SampleList = None
