@@ -16,6 +16,9 @@ QUICKSTART_CONFIG = osp.join(
 GROUPVIT_TOY_CONFIG = osp.join(
     REPO_ROOT, 'configs/quickstart/groupvit_tiny_toy-captions-64x64.py'
 )
+MIXREORG_TOY_CONFIG = osp.join(
+    REPO_ROOT, 'configs/quickstart/mixreorg_tiny_toy-captions-64x64.py'
+)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -76,12 +79,15 @@ def tiny_train_cfg(toy_root, work_dir, max_iters=4, interval=2):
     return cfg
 
 
-def tiny_groupvit_cfg(toy_captions_root, work_dir, max_iters=30):
-    """The toy GroupViT config shrunk to 32x32 images on the toy captions:
-    patch 8 (16 patches), width 32, 4 then 2 groups, text 2 x 32."""
+def tiny_groupvit_cfg(
+    toy_captions_root, work_dir, max_iters=30, config=GROUPVIT_TOY_CONFIG
+):
+    """The toy GroupViT (or, with ``config=MIXREORG_TOY_CONFIG``,
+    MixReorg) config shrunk to 32x32 images on the toy captions: patch 8
+    (16 patches), width 32, 4 then 2 groups, text 2 x 32."""
     from mmengine.config import Config
 
-    cfg = Config.fromfile(GROUPVIT_TOY_CONFIG)
+    cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     model = cfg.model
     model.data_preprocessor.size = (32, 32)

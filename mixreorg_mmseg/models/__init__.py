@@ -1,9 +1,19 @@
 """Models (registered in ``mmseg.registry.MODELS``).
 
 ``backbones``: image encoders (GroupViT) and the grouping block;
+``decode_heads``: the zero-shot head (GroupViT's inference);
+``mixers``: MixReorg's mixing plans and three-branch training encoder;
 ``text_encoders``: the CLIP-style text encoder, noun prompts;
 ``losses``: one loss per module; ``necks``: projection heads into the joint
 space; ``segmentors``: the image-text segmentors.
 """
 
-from . import backbones, losses, necks, segmentors, text_encoders  # noqa: F401
+from . import (  # noqa: F401
+    backbones,
+    decode_heads,
+    losses,
+    mixers,
+    necks,
+    segmentors,
+    text_encoders,
+)

@@ -303,6 +303,9 @@ class GroupViT(BaseModule):
         self.img_size = tuple(img_size)
         self.patch_size = patch_size
         self.embed_dims = embed_dims
+        self.depths = depths
+        self.num_heads = num_heads
+        self.num_group_tokens = num_group_tokens
         self.num_output_groups = num_output_groups
         self.patch_grid = (
             img_size[0] // patch_size,
@@ -467,6 +470,7 @@ class GroupViT(BaseModule):
         hw_shape: tuple[int, int],
         prev_group_tokens: torch.Tensor | None = None,
         first_stage: int = 0,
+        assignments: Sequence[dict] = (),
     ) -> GroupViTOutput:
         """Run the stages from ``first_stage`` on (already embedded) tokens.
 
@@ -476,8 +480,9 @@ class GroupViT(BaseModule):
             prev_group_tokens: group tokens of the stage before
                 ``first_stage`` (needed when it is > 0).
             first_stage: index of the first stage to run.
+            assignments: assignments of the stages before ``first_stage``.
         """
-        assignments = []
+        assignments = list(assignments)
         for stage in self.layers[first_stage:]:
             tokens, prev_group_tokens, assignment = stage(
                 tokens, prev_group_tokens

@@ -1,14 +1,24 @@
-"""The segmentor trained from image-text pairs: GroupViT, and MixReorg's base.
+"""The segmentor trained from image-text pairs: GroupViT, and MixReorg.
 
-Training (``mode='loss'``), GroupViT (Xu et al., CVPR 2022, Sec. 3.2)::
+Training (``mode='loss'``) with ``mixer=None``: GroupViT (Xu et al., CVPR
+2022, Sec. 3.2)::
 
     loss(inputs, data_samples)
       captions <- data_samples[i].metainfo['caption']
-      encode_image(inputs):   backbone -> image_projector -> [B, D]
-      encode_text(captions [+ noun prompts]):
-                              tokenize -> text_encoder -> text_projector
-      contrastive_loss(image, caption)              -> loss_contrastive
-      multi_label_loss(image, noun prompts)         -> loss_multi_label
+      backbone(inputs) -> image_projector               -> image [B, D]
+      encode_text(captions [+ noun prompts])            -> text  [B, D]
+      contrastive_loss(image, caption)                  -> loss_contrastive
+      multi_label_loss(image, noun prompts)             -> loss_multi_label
+
+With a ``mixer`` (``MixReorgMixer``): MixReorg (Cai et al., ICCV 2023,
+Sec. 3, Fig. 2), the same model and text side plus::
+
+      mixer(backbone, inputs) -> original, mixed, restored branches, plan
+      contrastive_loss(original, caption)               -> loss_contrastive
+      multi_label_loss(original, noun prompts)          -> loss_multi_label
+      restored_contrastive_loss(restored, caption)      -> loss_restored_...
+      mixed_segmentation_loss(mixed segments, tokens -> segments,
+                              captions, plan.labels)    -> loss_mixed_seg
 
 Zero-shot inference (``mode='predict'``), MMSeg's ``EncoderDecoder`` path::
 
@@ -39,6 +49,7 @@ from ...utils.parameter_count import (
     count_parameters,
     format_parameter_counts,
 )
+from ..backbones.groupvit import chain_assignments
 from ..text_encoders import NounPromptBuilder
 
 
@@ -78,6 +89,16 @@ class TextSupervisedSegmentor(EncoderDecoder):
         logit_scale_max: ``exp(logit_scale)`` is clamped to this (100).
         share_logit_scale: the multi-label loss uses the contrastive
             loss's logit scale instead of its own.
+        mixer: MixReorg's ``MixReorgMixer`` config (sizes are filled in
+            from the backbone), or None for the GroupViT baseline.
+        restored_contrastive_loss: loss of restored features with the
+            captions (with a mixer; None: ``ImageTextContrastiveLoss`` named
+            ``loss_restored_contrastive``).
+        mixed_segmentation_loss: segmentation loss of the mixed images
+            (with a mixer; None: ``MixedSegmentationLoss``).
+        seg_assignment: ``'hard'`` or ``'soft'`` chained assignment for
+            the segmentation loss (hard: what the grouping used, with the
+            straight-through gradient).
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
@@ -96,6 +117,10 @@ class TextSupervisedSegmentor(EncoderDecoder):
         contrast_temperature: float = 0.07,
         logit_scale_max: float = 100.0,
         share_logit_scale: bool = False,
+        mixer: OptConfigType = None,
+        restored_contrastive_loss: OptConfigType = None,
+        mixed_segmentation_loss: OptConfigType = None,
+        seg_assignment: str = 'hard',
         decode_head: OptConfigType = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
@@ -158,6 +183,12 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     torch.tensor(init_scale)
                 )
 
+        self._init_mixer(
+            mixer,
+            restored_contrastive_loss,
+            mixed_segmentation_loss,
+            seg_assignment,
+        )
         self.decode_head = None
         self.align_corners = False
         if decode_head is not None:
@@ -171,6 +202,50 @@ class TextSupervisedSegmentor(EncoderDecoder):
             + format_parameter_counts(count_parameters(self)),
             logger='current',
         )
+
+    def _init_mixer(
+        self,
+        mixer: OptConfigType,
+        restored_contrastive_loss: OptConfigType,
+        mixed_segmentation_loss: OptConfigType,
+        seg_assignment: str,
+    ) -> None:
+        """MixReorg's mixer and its two extra losses (None: GroupViT)."""
+        self.mixer = None
+        self.restored_contrastive_loss = None
+        self.mixed_segmentation_loss = None
+        if seg_assignment not in ('hard', 'soft'):
+            raise ValueError(
+                f"seg_assignment must be 'hard' or 'soft', got "
+                f'{seg_assignment!r}'
+            )
+        self.seg_assignment = seg_assignment
+        if mixer is None:
+            return
+        mixer = dict(mixer)
+        for key, value in (
+            ('embed_dims', self.backbone.embed_dims),
+            ('num_heads', self.backbone.num_heads[0]),
+            ('stage_depth', self.backbone.depths[0]),
+        ):
+            mixer.setdefault(key, value)
+        self.mixer = MODELS.build(mixer)
+        self.mixer.check_backbone(self.backbone)
+        self.restored_contrastive_loss = MODELS.build(
+            restored_contrastive_loss
+            or dict(
+                type='ImageTextContrastiveLoss',
+                loss_name='loss_restored_contrastive',
+            )
+        )
+        self.mixed_segmentation_loss = MODELS.build(
+            mixed_segmentation_loss or dict(type='MixedSegmentationLoss')
+        )
+
+    @property
+    def with_mixer(self) -> bool:
+        """MixReorg (True) or the GroupViT baseline (False)."""
+        return self.mixer is not None
 
     # -- the pieces training and zero-shot inference share -----------------
 
@@ -223,21 +298,17 @@ class TextSupervisedSegmentor(EncoderDecoder):
             captions.append(caption)
         return captions
 
-    def loss(self, inputs: torch.Tensor, data_samples: SampleList) -> dict:
-        """GroupViT's losses on a batch of images and their captions.
-
-        Args:
-            inputs: ``[B, 3, H, W]``.
-            data_samples: B samples whose metainfo holds ``caption``.
+    def encode_captions(
+        self, captions: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Captions and (with the multi-label loss) their noun prompts in
+        one text-encoder pass.
 
         Returns:
-            ``loss_contrastive`` (and ``loss_multi_label``), plus the
-            current ``logit_scale`` (logged, not summed into the loss).
+            caption embeddings ``[B, D]``, prompt embeddings ``[B, K, D]``
+            (zeros where invalid) and the valid mask ``[B, K]``, or None.
         """
-        captions = self.captions_of(data_samples)
         batch = len(captions)
-        image_embed = self.encode_image(inputs)['image_embed']
-
         texts = list(captions)
         valid = None
         if self.multi_label_loss is not None:
@@ -247,31 +318,124 @@ class TextSupervisedSegmentor(EncoderDecoder):
                 p for p, ok in zip(prompts, flat_valid, strict=True) if ok
             ]
         text_embed = self.encode_text(texts)
+        if valid is None:
+            return text_embed, None, None
+        valid = valid.to(text_embed.device)
+        prompt_embeds = text_embed.new_zeros(
+            valid.numel(), text_embed.shape[-1]
+        )
+        prompt_embeds[valid.flatten()] = text_embed[batch:]
+        return (
+            text_embed[:batch],
+            prompt_embeds.view(*valid.shape, -1),
+            valid,
+        )
 
+    def loss(self, inputs: torch.Tensor, data_samples: SampleList) -> dict:
+        """The losses of a batch of images and their captions.
+
+        Args:
+            inputs: ``[B, 3, H, W]``.
+            data_samples: B samples whose metainfo holds ``caption``.
+
+        Returns:
+            ``loss_contrastive`` (and ``loss_multi_label``); with a mixer
+            also ``loss_restored_contrastive`` and ``loss_mixed_seg``; plus
+            values that are logged but not summed into the loss:
+            ``logit_scale`` and, with a mixer, ``mixed_seg_acc`` (fraction
+            of mixed tokens whose source caption is ranked first).
+        """
+        captions = self.captions_of(data_samples)
+        caption_embed, prompt_embeds, valid = self.encode_captions(captions)
         logit_scale = self.scale(self.logit_scale)
-        losses = {
-            self.contrastive_loss.loss_name: self.contrastive_loss(
-                image_embed, text_embed[:batch], logit_scale
-            ),
-            'logit_scale': logit_scale.detach(),
-        }
-        if self.multi_label_loss is not None:
-            valid = valid.to(image_embed.device)
-            prompt_embeds = text_embed.new_zeros(
-                valid.numel(), text_embed.shape[-1]
+        losses = {'logit_scale': logit_scale.detach()}
+
+        if self.with_mixer:
+            branches = self.mixer(self.backbone, inputs)
+            original = branches.original
+            batch = original.image_embed.shape[0]
+            # one projector pass: BatchNorm sees all that is projected
+            projected = self.image_projector(
+                torch.cat(
+                    [
+                        original.image_embed,
+                        branches.restored.image_embed,
+                        branches.mixed.segment_tokens.flatten(0, 1),
+                    ]
+                )
             )
-            prompt_embeds[valid.flatten()] = text_embed[batch:]
+            image_embed = projected[:batch]
+            restored_embed = projected[batch : 2 * batch]
+            mixed_segments = projected[2 * batch :].view(
+                batch, -1, projected.shape[-1]
+            )
+            losses.update(
+                self._mixing_losses(
+                    branches,
+                    restored_embed,
+                    mixed_segments,
+                    caption_embed,
+                    logit_scale,
+                )
+            )
+        else:
+            image_embed = self.encode_image(inputs)['image_embed']
+
+        losses[self.contrastive_loss.loss_name] = self.contrastive_loss(
+            image_embed, caption_embed, logit_scale
+        )
+        if self.multi_label_loss is not None:
             scale_param = self.multi_label_logit_scale
             ml_scale = self.scale(
                 self.logit_scale if scale_param is None else scale_param
             )
             losses[self.multi_label_loss.loss_name] = self.multi_label_loss(
-                image_embed,
-                prompt_embeds.view(*valid.shape, -1),
-                valid,
-                ml_scale,
+                image_embed, prompt_embeds, valid, ml_scale
             )
         return losses
+
+    def _mixing_losses(
+        self,
+        branches,
+        restored_embed: torch.Tensor,
+        mixed_segments: torch.Tensor,
+        caption_embed: torch.Tensor,
+        logit_scale: torch.Tensor,
+    ) -> dict:
+        """MixReorg's restored-feature contrastive loss and mixed-image
+        segmentation loss (and the logged token accuracy)."""
+        plan = branches.plan
+        token_to_segment = chain_assignments(
+            branches.mixed.assignments,
+            branches.mixed.hw_shape,
+            kind=self.seg_assignment,
+        ).flatten(2)
+        seg_loss = self.mixed_segmentation_loss
+        with torch.no_grad():
+            probs = seg_loss.token_probabilities(
+                mixed_segments,
+                token_to_segment,
+                caption_embed,
+                plan.same_group(),
+                logit_scale,
+            )
+            accuracy = (probs.argmax(dim=-1) == plan.labels()).float().mean()
+        return {
+            self.restored_contrastive_loss.loss_name: (
+                self.restored_contrastive_loss(
+                    restored_embed, caption_embed, logit_scale
+                )
+            ),
+            seg_loss.loss_name: seg_loss(
+                mixed_segments,
+                token_to_segment,
+                caption_embed,
+                plan.labels(),
+                plan.same_group(),
+                logit_scale,
+            ),
+            'mixed_seg_acc': accuracy,
+        }
 
     # -- inference -----------------------------------------------------------
 

@@ -1,0 +1,28 @@
+# MixReorg (Cai et al., ICCV 2023, arXiv 2308.04829) on GroupViT ViT-S: the
+# GroupViT model of groupvit_vit-s.py with mixing switched on. The mixer
+# (contextual mixing, progressive mixing, mixing restoration; Sec. 3,
+# Fig. 2) runs at training time only; the extra losses are the contrastive
+# loss of restored features and the segmentation loss of mixed images.
+# The choices the paper leaves open and their defaults: docs/method.md.
+_base_ = ['./groupvit_vit-s.py']
+model = dict(
+    mixer=dict(
+        type='MixReorgMixer',
+        # tokens are mixed after 3 of the 6 layers of stage 1: they carry
+        # context of their own image (contextual mixing)
+        mix_layer=3,
+        # two images per mixed image, as the paper's Fig. 2; single patches
+        group_size=2,
+        unit=1,
+        progressive=True,
+    ),
+    restored_contrastive_loss=dict(
+        type='ImageTextContrastiveLoss',
+        loss_weight=1.0,
+        loss_name='loss_restored_contrastive',
+    ),
+    mixed_segmentation_loss=dict(
+        type='MixedSegmentationLoss', loss_weight=1.0, candidates='group'
+    ),
+    seg_assignment='hard',
+)

@@ -1,0 +1,211 @@
+"""MixReorg's image encoder at training time: three branches, three stages.
+
+Implements MixReorg (Cai et al., ICCV 2023) Sec. 3 and Fig. 2 on top of a
+:class:`~mixreorg_mmseg.models.backbones.GroupViT`, whose weights all
+branches share::
+
+    images -> patch_embed + pos_embed -> [B, N, C]
+    (a) contextual mixing stage: stage-1 layers [0, mix_layer) on the
+        original images, then the patch tokens are mixed by a MixingPlan
+    (b) progressive mixing stage: stage-1 layers [mix_layer, depth_1) on
+        original and mixed tokens together ([2B, ...]); after each layer the
+        mixed tokens attend to their source images' original tokens
+        (ProgressiveMixingBlock)
+    (c) mixing restoration stage: the mixed tokens are put back in their
+        source images (restored); original, mixed and restored tokens go
+        through the grouping blocks and later stages together ([3B, ...])
+
+At test time none of this runs: the segmentor calls the GroupViT alone, so
+zero-shot inference costs exactly what GroupViT's does.
+
+Choices (``docs/method.md``): ``mix_layer`` defaults to half of stage 1;
+the mixed images get the stage's learnable group tokens fresh at the mixing
+layer (the original images' group tokens have already looked at one image);
+the restored images use the group tokens of the original images they
+restore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from ..backbones.groupvit import GroupViT, GroupViTOutput
+from .mixing_plan import MixingPlan
+from .patch_mixer import PatchMixer
+from .progressive_mixing_block import ProgressiveMixingBlock
+
+
+@dataclass
+class MixReorgOutput:
+    """The three branches (each a ``GroupViTOutput`` of B images) and the
+    plan that made the mixed images."""
+
+    original: GroupViTOutput
+    mixed: GroupViTOutput
+    restored: GroupViTOutput
+    plan: MixingPlan
+
+
+def _split_output(output: GroupViTOutput, parts: int) -> list:
+    """Cut a ``GroupViTOutput`` of ``parts * B`` images into ``parts``."""
+    chunks = [
+        output.image_embed.chunk(parts),
+        output.segment_tokens.chunk(parts),
+    ]
+    assignments = [
+        [
+            {k: v.chunk(parts)[i] for k, v in assignment.items()}
+            for assignment in output.assignments
+        ]
+        for i in range(parts)
+    ]
+    return [
+        GroupViTOutput(
+            image_embed=chunks[0][i],
+            segment_tokens=chunks[1][i],
+            assignments=assignments[i],
+            hw_shape=output.hw_shape,
+        )
+        for i in range(parts)
+    ]
+
+
+@MODELS.register_module()
+class MixReorgMixer(nn.Module):
+    """Contextual mixing, progressive mixing and mixing restoration.
+
+    Args:
+        embed_dims: width C of the GroupViT (filled in by the segmentor).
+        num_heads: heads of its first stage (filled in by the segmentor).
+        stage_depth: layers of its first stage (filled in by the segmentor).
+        mix_layer: tokens are mixed after this many stage-1 layers (0:
+            raw patches, the paper's "mixing without context" ablation);
+            None: half of the stage.
+        group_size: images per mixing group (:class:`PatchMixer`).
+        unit: side of the token blocks that move together.
+        seed: seed of the mixer's generator (None: torch's global one).
+        progressive: with the progressive mixing blocks (False: the
+            mixed tokens only go through the shared layers).
+    """
+
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        stage_depth: int,
+        mix_layer: int | None = None,
+        group_size: int = 2,
+        unit: int = 1,
+        seed: int | None = None,
+        progressive: bool = True,
+    ):
+        super().__init__()
+        if mix_layer is None:
+            mix_layer = stage_depth // 2
+        if not 0 <= mix_layer <= stage_depth:
+            raise ValueError(
+                f'mixer mix_layer={mix_layer} must be in [0, {stage_depth}] '
+                f'(the first GroupViT stage has {stage_depth} layers)'
+            )
+        self.embed_dims = embed_dims
+        self.stage_depth = stage_depth
+        self.mix_layer = mix_layer
+        self.patch_mixer = PatchMixer(
+            group_size=group_size, unit=unit, seed=seed
+        )
+        self.progressive = progressive
+        blocks = stage_depth - mix_layer if progressive else 0
+        self.progressive_blocks = nn.ModuleList(
+            ProgressiveMixingBlock(embed_dims, num_heads)
+            for _ in range(blocks)
+        )
+
+    def check_backbone(self, backbone: GroupViT) -> None:
+        """Fail at build time, naming the key, when the backbone does not
+        fit (the segmentor fills the sizes in, a user may override them)."""
+        if not isinstance(backbone, GroupViT):
+            raise TypeError(
+                f'MixReorgMixer needs a GroupViT backbone, got '
+                f'{type(backbone).__name__}'
+            )
+        if backbone.embed_dims != self.embed_dims:
+            raise ValueError(
+                f'mixer.embed_dims={self.embed_dims} but backbone.embed_dims='
+                f'{backbone.embed_dims}'
+            )
+        if backbone.depths[0] != self.stage_depth:
+            raise ValueError(
+                f'mixer.stage_depth={self.stage_depth} but the first '
+                f'backbone stage has {backbone.depths[0]} layers'
+            )
+        self.patch_mixer.check_grid(backbone.patch_grid)
+
+    def forward(
+        self, backbone: GroupViT, images: torch.Tensor
+    ) -> MixReorgOutput:
+        """Run the three branches.
+
+        Args:
+            backbone: the shared GroupViT.
+            images: ``[B, 3, H, W]``.
+        """
+        tokens, hw_shape = backbone.embed(images)
+        batch, num_patches, _ = tokens.shape
+        plan = self.patch_mixer.plan(batch, hw_shape, tokens.device)
+        stage = backbone.layers[0]
+        fresh_groups = stage.initial_group_tokens(batch, None)
+
+        # (a) contextual mixing: context first, then mix the patch tokens
+        original = stage.run_layers(
+            torch.cat([tokens, fresh_groups], dim=1), 0, self.mix_layer
+        )
+        mixed = torch.cat(
+            [plan.mix(original[:, :num_patches]), fresh_groups], dim=1
+        )
+
+        # (b) progressive mixing: both branches through the shared layers
+        both = torch.cat([original, mixed])
+        for i, layer in enumerate(range(self.mix_layer, self.stage_depth)):
+            both = stage.run_layers(both, layer, layer + 1)
+            if self.progressive:
+                mixed_patches = self.progressive_blocks[i](
+                    both[batch:, :num_patches],
+                    both[:batch, :num_patches],
+                    plan,
+                )
+                both = torch.cat(
+                    [
+                        both[:batch],
+                        torch.cat(
+                            [mixed_patches, both[batch:, num_patches:]], 1
+                        ),
+                    ]
+                )
+        original, mixed = both[:batch], both[batch:]
+
+        # (c) mixing restoration, then grouping for the three branches
+        restored = plan.restore(mixed[:, :num_patches])
+        segments = torch.cat(
+            [original[:, :num_patches], mixed[:, :num_patches], restored]
+        )
+        group_tokens = torch.cat(
+            [
+                original[:, num_patches:],
+                mixed[:, num_patches:],
+                original[:, num_patches:],
+            ]
+        )
+        segments, assignment = stage.downsample(segments, group_tokens)
+        output = backbone.encode_tokens(
+            segments,
+            hw_shape,
+            prev_group_tokens=group_tokens,
+            first_stage=1,
+            assignments=[assignment],
+        )
+        branches = _split_output(output, 3)
+        return MixReorgOutput(*branches, plan=plan)
