@@ -89,3 +89,31 @@ def test_class_file_errors_name_the_file_and_line(tmp_path):
 def test_classes_cannot_be_given_twice(toy_root):
     with pytest.raises(ValueError, match='classes_file'):
         FolderSegDataset(data_root=toy_root, metainfo=dict(classes=('a', 'b')))
+
+
+def _folder_with_labels(root, values, classes=('background', 'cat')):
+    (root / 'images').mkdir(parents=True)
+    (root / 'annotations').mkdir()
+    (root / 'classes.txt').write_text('\n'.join(classes) + '\n')
+    Image.new('RGB', (4, 4)).save(root / 'images' / 'a.jpg')
+    label = np.array(values, dtype=np.uint8).reshape(2, 2).repeat(2, 0)
+    Image.fromarray(label.repeat(2, 1)).save(root / 'annotations' / 'a.png')
+    return FolderSegDataset(
+        data_root=str(root),
+        data_prefix=dict(img_path='images', seg_map_path='annotations'),
+        pipeline=[dict(type='LoadAnnotations'), dict(type='PackSegInputs')],
+    )
+
+
+def test_label_values_outside_the_class_list_name_the_file(tmp_path):
+    dataset = _folder_with_labels(tmp_path / 'bad', [0, 1, 2, 7])
+    with pytest.raises(
+        ValueError, match=r'a\.png: label values \[2, 7\].*classes\.txt'
+    ):
+        dataset[0]
+
+
+def test_ignored_label_values_are_accepted(tmp_path):
+    dataset = _folder_with_labels(tmp_path / 'ok', [0, 1, 255, 1])
+    seg = dataset[0]['data_samples'].gt_sem_seg.data
+    assert set(seg.unique().tolist()) == {0, 1, 255}

@@ -1,6 +1,11 @@
 """Datasets, data writers and transforms (registered in ``mmseg.registry``'s
 ``DATASETS`` and ``TRANSFORMS``)."""
 
+from .coco_object import (
+    COCO_OBJECT_CLASSES,
+    COCOObjectDataset,
+    write_coco_object,
+)
 from .folder_seg_dataset import FolderSegDataset, read_class_names
 from .image_caption_dataset import ImageCaptionDataset, clean_caption
 from .toy_image_captions import (
@@ -12,6 +17,9 @@ from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
 from .transforms import LoadImageOrSkip
 
 __all__ = [
+    'COCO_OBJECT_CLASSES',
+    'COCOObjectDataset',
+    'write_coco_object',
     'FolderSegDataset',
     'read_class_names',
     'ImageCaptionDataset',

@@ -6,14 +6,18 @@ Layout under ``data_root`` (the defaults of ``data_prefix``)::
     images/<split>/<name>.jpg
     annotations/<split>/<name>.png   uint8 label maps, value i = line i
 
-This lets a user evaluate (and, later, zero-shot test) any folder without
-writing a dataset class: the class list is data, not code.
+This lets a user evaluate (and zero-shot test) any folder without writing
+a dataset class: the class list is data, not code. A label map holding a
+value that is neither a class index nor ``ignore_index`` is an error that
+names the file (``IoUMetric`` would silently drop such pixels).
 """
 
 from __future__ import annotations
 
 import os.path as osp
 
+import numpy as np
+import torch
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
@@ -53,6 +57,9 @@ class FolderSegDataset(BaseSegDataset):
             looked up relative to it).
         classes_file (str): Class list, relative to ``data_root``.
             Defaults to ``'classes.txt'``.
+        check_labels (bool): Check every loaded label map (after the
+            pipeline) for values outside ``0..len(classes) - 1`` and
+            ``ignore_index``. Defaults to True.
         **kwargs: Everything else as for ``BaseSegDataset``; ``metainfo``
             may still add a ``palette``, but must not also set ``classes``.
     """
@@ -64,17 +71,18 @@ class FolderSegDataset(BaseSegDataset):
         metainfo: dict | None = None,
         img_suffix: str = '.jpg',
         seg_map_suffix: str = '.png',
+        check_labels: bool = True,
         **kwargs,
     ) -> None:
+        self.classes_file = osp.join(data_root, classes_file)
+        self.check_labels = check_labels
         metainfo = dict(metainfo or {})
         if 'classes' in metainfo:
             raise ValueError(
                 'FolderSegDataset reads its classes from `classes_file`; do '
                 'not also set metainfo["classes"]'
             )
-        metainfo['classes'] = tuple(
-            read_class_names(osp.join(data_root, classes_file))
-        )
+        metainfo['classes'] = tuple(read_class_names(self.classes_file))
         super().__init__(
             data_root=data_root,
             metainfo=metainfo,
@@ -82,3 +90,39 @@ class FolderSegDataset(BaseSegDataset):
             seg_map_suffix=seg_map_suffix,
             **kwargs,
         )
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output for sample ``idx``, label values checked.
+
+        Raises:
+            ValueError: the label map holds values that are no class index
+                (naming the file, the values and the class list).
+        """
+        results = super().prepare_data(idx)
+        if self.check_labels and results is not None:
+            self._check_label_values(results)
+        return results
+
+    def _check_label_values(self, results: dict) -> None:
+        sample = results.get('data_samples')
+        if sample is not None and 'gt_sem_seg' in sample:
+            labels = sample.gt_sem_seg.data
+            path = sample.metainfo.get('seg_map_path')
+        elif 'gt_seg_map' in results:
+            labels = results['gt_seg_map']
+            path = results.get('seg_map_path')
+        else:  # a pipeline without annotations
+            return
+        if isinstance(labels, np.ndarray):
+            labels = torch.from_numpy(labels)
+        values = labels.unique()
+        num_classes = len(self.metainfo['classes'])
+        outside = (values < 0) | (values >= num_classes)
+        bad = values[outside & (values != self.ignore_index)].tolist()
+        if bad:
+            raise ValueError(
+                f'{path}: label values {sorted(bad)} are not classes of '
+                f'{self.classes_file} ({num_classes} classes: values '
+                f'0..{num_classes - 1}, {self.ignore_index} = ignored); add '
+                'the missing class names or fix the label map'
+            )

@@ -5,9 +5,11 @@ from .cpu_distributed import (
     init_cpu_process_group,
     prepare_cpu_distributed,
 )
+from .zero_shot_classes_hook import ZeroShotClassesHook
 
 __all__ = [
     'DeviceAgnosticDDP',
+    'ZeroShotClassesHook',
     'init_cpu_process_group',
     'prepare_cpu_distributed',
 ]

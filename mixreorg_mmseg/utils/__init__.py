@@ -4,6 +4,20 @@ Nothing here may import ``mmseg`` at module level: ``mmcv_lite_compat`` must
 run before MMSeg's first import.
 """
 
-from . import cli, mmcv_lite_compat, safe_checkpoint
+from . import (
+    cli,
+    groupvit_checkpoint,
+    mmcv_lite_compat,
+    parameter_count,
+    safe_checkpoint,
+    seg_drawing,
+)
 
-__all__ = ['cli', 'mmcv_lite_compat', 'safe_checkpoint']
+__all__ = [
+    'cli',
+    'groupvit_checkpoint',
+    'mmcv_lite_compat',
+    'parameter_count',
+    'safe_checkpoint',
+    'seg_drawing',
+]

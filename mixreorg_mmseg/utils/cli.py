@@ -67,3 +67,83 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+#: ``--bg-thresh`` default: the config's value (``apis.zero_shot.KEEP``)
+KEEP_BG_THRESH = 'config'
+
+
+def parse_bg_thresh(text: str) -> float | None:
+    """``'none'`` -> None (no background class), ``'config'`` -> keep the
+    config's, else a float."""
+    if text in ('none', 'None'):
+        return None
+    if text == KEEP_BG_THRESH:
+        return text
+    return float(text)
+
+
+def add_zero_shot_image_args(
+    parser: argparse.ArgumentParser, default_out: str
+) -> None:
+    """Arguments of the one-image zero-shot tools (demo, groups)."""
+    parser.add_argument('image', help='image file')
+    parser.add_argument('config', help='config with a ZeroShotGroupHead')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--classes',
+        required=True,
+        help='comma-separated class names, e.g. "cat,dog,grass"',
+    )
+    parser.add_argument(
+        '--out', default=default_out, help=f'output PNG ({default_out})'
+    )
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='cpu, cuda:0... (default: cuda:0 when available, else cpu)',
+    )
+    parser.add_argument(
+        '--bg-thresh',
+        type=parse_bg_thresh,
+        default=KEEP_BG_THRESH,
+        help="background threshold, or 'none' for no background class "
+        "(default: the config's)",
+    )
+    parser.add_argument(
+        '--opacity', type=float, default=0.5, help='mask opacity (0, 1]'
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys (as tools/test.py)',
+    )
+
+
+def zero_shot_model_from_args(args: argparse.Namespace):
+    """The model of :func:`add_zero_shot_image_args` 's arguments, its
+    classes set (exits with a message on a missing file or bad class
+    list)."""
+    import sys
+
+    import torch
+
+    from ..apis.zero_shot import init_zero_shot_model, parse_class_names
+
+    for path, what in ((args.image, 'image'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            sys.exit(f'{what} not found: {path}')
+    try:
+        names = parse_class_names(args.classes)
+    except ValueError as error:
+        sys.exit(f'--classes: {error}')
+    device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    return init_zero_shot_model(
+        args.config,
+        args.checkpoint,
+        names,
+        device=device,
+        bg_thresh=args.bg_thresh,
+        cfg_options=args.cfg_options,
+    )

@@ -102,6 +102,8 @@ class TextSupervisedSegmentor(EncoderDecoder):
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
+        pretrained: only None (MMSeg's ``init_model`` passes it); weights
+            come through ``load_from`` or the components' own options.
         init_cfg: MMEngine init config.
     """
 
@@ -125,6 +127,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         data_preprocessor: OptConfigType = None,
+        pretrained: str | None = None,
         init_cfg: OptConfigType = None,
     ):
         # EncoderDecoder's own __init__ insists on a decode head; the
@@ -132,6 +135,12 @@ class TextSupervisedSegmentor(EncoderDecoder):
         BaseSegmentor.__init__(
             self, data_preprocessor=data_preprocessor, init_cfg=init_cfg
         )
+        if pretrained is not None:
+            raise ValueError(
+                'TextSupervisedSegmentor takes no `pretrained`: load weights '
+                'with `load_from` (or backbone.init_cfg / '
+                'text_encoder.pretrained)'
+            )
         if not 0 < contrast_temperature:
             raise ValueError('contrast_temperature must be > 0')
         self.backbone = MODELS.build(backbone)
@@ -241,6 +250,25 @@ class TextSupervisedSegmentor(EncoderDecoder):
         self.mixed_segmentation_loss = MODELS.build(
             mixed_segmentation_loss or dict(type='MixedSegmentationLoss')
         )
+
+    def _init_decode_head(self, decode_head: ConfigType) -> None:
+        """Build the zero-shot head; its class count is read from it when
+        needed (it learns its classes after the build)."""
+        self.decode_head = MODELS.build(decode_head)
+        self.align_corners = self.decode_head.align_corners
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of the zero-shot head (None before it has any)."""
+        head = self.decode_head
+        return None if head is None else head.num_classes
+
+    @property
+    def out_channels(self) -> int | None:
+        """Score maps of the zero-shot head (slide inference allocates
+        them)."""
+        head = self.decode_head
+        return None if head is None else head.out_channels
 
     @property
     def with_mixer(self) -> bool:

@@ -1,0 +1,157 @@
+"""Zero-shot segmentation of one image with classes named on the spot.
+
+``tools/demo.py`` and ``tools/visualize_groups.py`` use these; they wrap
+MMSeg's ``init_model`` / ``inference_model`` and set the zero-shot head's
+classes (GroupViT, Xu et al., CVPR 2022, Sec. 3.3: any class names can be
+prompted at test time).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from ..models.backbones.groupvit import chain_assignments
+from ..models.decode_heads import set_zero_shot_classes
+from ..utils.seg_drawing import class_palette
+
+#: ``bg_thresh`` default of :func:`init_zero_shot_model`: keep the config's
+KEEP = 'config'
+
+
+def parse_class_names(text: str) -> list[str]:
+    """``'cat, dog,grass'`` -> ``['cat', 'dog', 'grass']``.
+
+    Raises:
+        ValueError: an empty name or a name given twice.
+    """
+    names = [name.strip() for name in text.split(',')]
+    if not text.strip() or any(not name for name in names):
+        raise ValueError(
+            f'class names {text!r}: give a comma-separated list without '
+            'empty entries, e.g. "cat,dog,grass"'
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f'class names {text!r} repeat {twice}')
+    return names
+
+
+def init_zero_shot_model(
+    config: str | Path | Config,
+    checkpoint: str | None,
+    class_names: Sequence[str],
+    device: str = 'cpu',
+    bg_thresh=KEEP,
+    cfg_options: dict | None = None,
+):
+    """Build a segmentor with a ``ZeroShotGroupHead``, load weights, set
+    its classes.
+
+    Args:
+        config: config file or object whose model has a zero-shot head.
+        checkpoint: weights (MMEngine checkpoint), or None.
+        class_names: the classes to find. When the head decides background
+            by ``bg_thresh``, ``'background'`` is put first (unless it
+            already is): it is class 0 and never prompted.
+        device: ``'cpu'``, ``'cuda:0'``...
+        bg_thresh: overrides ``model.decode_head.bg_thresh`` (None: no
+            background class); by default the config's value is kept.
+        cfg_options: config overrides (as ``--cfg-options``).
+
+    Returns:
+        The model in eval mode, with ``dataset_meta`` (classes, palette)
+        for MMSeg's visualizer.
+    """
+    from mmseg.apis import init_model
+
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    head = cfg.model.get('decode_head')
+    if not head or head.get('type') != 'ZeroShotGroupHead':
+        raise KeyError(
+            f'{getattr(cfg, "filename", "config")}: model.decode_head must '
+            "be dict(type='ZeroShotGroupHead', ...) for zero-shot inference"
+        )
+    if 'test_pipeline' not in cfg:
+        raise KeyError(
+            f'{getattr(cfg, "filename", "config")}: no test_pipeline (the '
+            'transforms an image goes through before the model)'
+        )
+    if bg_thresh != KEEP:
+        head['bg_thresh'] = bg_thresh
+    # keep the config's class list out of the way: the classes are ours
+    head['class_names'] = None
+    model = init_model(cfg, checkpoint, device=device)
+    names = list(class_names)
+    if model.decode_head.with_background and names[0] != 'background':
+        names.insert(0, 'background')
+    set_zero_shot_classes(model, names)
+    model.dataset_meta = dict(
+        classes=tuple(names),
+        palette=class_palette(len(names), model.decode_head.with_background),
+    )
+    return model
+
+
+def _prepare(model, image):
+    """The config's ``test_pipeline`` and the data preprocessor on one
+    image (path or array, as ``mmseg.apis.inference_model`` takes it)."""
+    from mmseg.apis.utils import _preprare_data
+
+    data, _ = _preprare_data(image, model)
+    return model.data_preprocessor(data, False)
+
+
+def zero_shot_predict(model, image):
+    """The ``SegDataSample`` of ``image`` (MMSeg's ``inference_model``:
+    the config's test pipeline and ``test_cfg``)."""
+    from mmseg.apis import inference_model
+
+    return inference_model(model, image)
+
+
+@torch.no_grad()
+def zero_shot_groups(model, image) -> tuple[list[np.ndarray], np.ndarray]:
+    """What the model grouped at each stage, and its class mask, from one
+    whole-image forward pass (GroupViT Fig. 4's pictures).
+
+    Args:
+        model: from :func:`init_zero_shot_model`.
+        image: image path or array.
+
+    Returns:
+        ``groups``: per grouping stage, ``(H, W)`` int array: the stage's
+        group of every pixel (assignments chained up to that stage,
+        resized to the original image, argmax); ``mask``: ``(H, W)``
+        class indices, at the original size too.
+    """
+    data = _prepare(model, image)
+    inputs, samples = data['inputs'], data['data_samples']
+    meta = samples[0].metainfo
+    ori_shape = tuple(meta['ori_shape'][:2])
+    feats = model.extract_feat(inputs)
+    output = feats['output']
+    groups = [
+        chain_assignments(
+            output.assignments[: i + 1],
+            output.hw_shape,
+            'soft',
+            out_size=ori_shape,
+        )[0]
+        .argmax(0)
+        .cpu()
+        .numpy()
+        for i in range(len(output.assignments))
+    ]
+    logits = model.encode_decode(inputs, [meta])
+    result = model.postprocess_result(logits, samples)[0]
+    mask = result.pred_sem_seg.data[0].cpu().numpy()
+    return groups, mask
