@@ -192,3 +192,25 @@ def test_runner_trains_a_tiny_mixreorg_logging_the_losses_separately(
     log = next(tmp_path.rglob('*.log')).read_text(encoding='utf-8')
     for key in MIXREORG_LOSSES:
         assert f'{key}: ' in log
+
+
+@pytest.mark.parametrize(
+    'mixer, blocks',
+    [
+        (dict(type='MixReorgMixer', mix_layer=0), 2),  # raw patches
+        (dict(type='MixReorgMixer', mix_layer=1), 1),
+        (dict(type='MixReorgMixer', mix_layer=2), 1),  # end of the stage
+        (dict(type='MixReorgMixer', mix_layer=1, progressive=False), 0),
+        (dict(type='MixReorgMixer', group_size=3, unit=2), 1),
+    ],
+)
+def test_every_mixing_setting_trains(
+    tmp_path, toy_captions_root, mixer, blocks
+):
+    model = build(tiny_mixreorg_cfg(tmp_path, toy_captions_root, mixer=mixer))
+    assert len(model.mixer.progressive_blocks) == blocks
+    losses = model(*batch(), mode='loss')
+    total = sum(v for k, v in losses.items() if k.startswith('loss'))
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.pos_embed.grad.abs().sum() > 0

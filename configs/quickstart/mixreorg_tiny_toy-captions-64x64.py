@@ -22,8 +22,8 @@ model = dict(
     text_encoder=dict(context_length=24, width=64, layers=2, heads=2),
     image_projector=dict(out_channels=64, hidden_channels=256),
     text_projector=dict(out_channels=64, hidden_channels=256),
-    # mix after 1 of the 2 stage-1 layers
-    mixer=dict(mix_layer=1),
+    # tokens mixed at the end of stage 1, as the full-size config
+    mixer=dict(mix_layer=2),
     # the toy vocabulary names every object, so nouns are found exactly
     noun_prompts=dict(
         max_nouns=3,

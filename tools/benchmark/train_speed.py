@@ -6,7 +6,9 @@ toy world (tokenized, nouns extracted: the step includes the text side as
 training runs it), in fp32 and under bf16 autocast, and prints a table with
 images/s and the ratios. With ``--anchor`` (``../shared/anchors/
 official_groupvit.py``) and ``--official-git-dir`` (a git directory of
-NVlabs/GroupViT), the official GroupViT is timed in the same run.
+NVlabs/GroupViT), the official GroupViT is timed in the same run. Last,
+the image encoder's eval forward at 448x448 (batch 1), ours beside the
+official one.
 
     python tools/benchmark/train_speed.py \\
         configs/groupvit_vit-s_cc12m.py configs/mixreorg_vit-s_cc12m.py \\
@@ -29,6 +31,8 @@ sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 )
 import mixreorg_mmseg  # noqa: E402,F401  (registers, mmcv-lite compat)
+
+_OFFICIAL: dict = {}
 
 
 def toy_captions(n: int, seed: int = 0) -> list[str]:
@@ -76,10 +80,31 @@ def ours(config: str, batch: int, steps: int, bf16: bool) -> tuple:
     return params, batch / time_steps(step, steps)
 
 
-def official(anchor: str, git_dir: str, batch: int, steps: int, bf16: bool):
+def forward_seconds(encoder, size: int = 448) -> float:
+    """Median seconds of an eval-mode image-encoder forward, batch 1."""
+    encoder.eval()
+    images = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        return time_steps(lambda: encoder(images), 5)
+
+
+def ours_forward(config: str) -> float:
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    torch.manual_seed(0)
+    return forward_seconds(
+        MODELS.build(Config.fromfile(config).model.backbone)
+    )
+
+
+def official_model(anchor: str, git_dir: str):
     import torch.distributed as dist
     import torch.nn as nn
 
+    """The anchor module and the official model (built once)."""
+    if (anchor, git_dir) in _OFFICIAL:
+        return _OFFICIAL[anchor, git_dir]
     spec = importlib.util.spec_from_file_location('official_anchor', anchor)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -98,6 +123,12 @@ def official(anchor: str, git_dir: str, batch: int, steps: int, bf16: bool):
         model = mod.load_official(git_dir).build_model(mod.CFG)
     finally:
         nn.SyncBatchNorm.convert_sync_batchnorm = convert
+    _OFFICIAL[anchor, git_dir] = mod, model
+    return mod, model
+
+
+def official(anchor: str, git_dir: str, batch: int, steps: int, bf16: bool):
+    mod, model = official_model(anchor, git_dir)
     params = sum(p.numel() for p in model.parameters())
     return params, mod.time_train(model, batch, steps, bf16, (4, 77))
 
@@ -110,6 +141,9 @@ def main():
     parser.add_argument('--anchor', help='official_groupvit.py')
     parser.add_argument('--official-git-dir', help='NVlabs/GroupViT git dir')
     args = parser.parse_args()
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
 
     rows = []
     for bf16 in (False, True):
@@ -151,6 +185,22 @@ def main():
                 f'| {name} | {precision} | {params / 1e6:.2f}M | {ips:.2f} | '
                 f'{ips / base:.2f}x | {vs_off} |'
             )
+    print_forward_table(args)
+
+
+def print_forward_table(args) -> None:
+    rows = []
+    if args.anchor and args.official_git_dir:
+        _, model = official_model(args.anchor, args.official_git_dir)
+        rows.append(('official GroupViT', forward_seconds(model.img_encoder)))
+    rows.append(('ours (GroupViT backbone)', ours_forward(args.configs[0])))
+    print('\nimage encoder forward, eval, batch 1 at 448x448\n')
+    print('| model | seconds | vs official |')
+    print('|---|---|---|')
+    off = rows[0][1] if rows[0][0].startswith('official') else None
+    for name, sec in rows:
+        ratio = f'{sec / off:.2f}x' if off else 'n/a'
+        print(f'| {name} | {sec:.3f} | {ratio} |')
 
 
 if __name__ == '__main__':

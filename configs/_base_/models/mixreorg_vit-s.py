@@ -8,9 +8,12 @@ _base_ = ['./groupvit_vit-s.py']
 model = dict(
     mixer=dict(
         type='MixReorgMixer',
-        # tokens are mixed after 3 of the 6 layers of stage 1: they carry
-        # context of their own image (contextual mixing)
-        mix_layer=3,
+        # tokens are mixed after all 6 layers of stage 1, with the most
+        # context of their own image (contextual mixing); one progressive
+        # block, then the grouping block. Training step vs GroupViT
+        # (docs/benchmarks.md): about 1.4x; mix_layer=5 (one more shared
+        # layer on the mixed images): about 1.5-1.6x; mix_layer=3: 1.9x.
+        mix_layer=6,
         # two images per mixed image, as the paper's Fig. 2; single patches
         group_size=2,
         unit=1,

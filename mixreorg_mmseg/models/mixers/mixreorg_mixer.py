@@ -7,10 +7,10 @@ branches share::
     images -> patch_embed + pos_embed -> [B, N, C]
     (a) contextual mixing stage: stage-1 layers [0, mix_layer) on the
         original images, then the patch tokens are mixed by a MixingPlan
-    (b) progressive mixing stage: stage-1 layers [mix_layer, depth_1) on
-        original and mixed tokens together ([2B, ...]); after each layer the
-        mixed tokens attend to their source images' original tokens
-        (ProgressiveMixingBlock)
+    (b) progressive mixing stage: the mixed tokens attend to their source
+        images' original tokens (ProgressiveMixingBlock), then stage-1 layer
+        l runs on original and mixed tokens together ([2B, ...]), for each
+        l in [mix_layer, depth_1) (one block alone if that range is empty)
     (c) mixing restoration stage: the mixed tokens are put back in their
         source images (restored); original, mixed and restored tokens go
         through the grouping blocks and later stages together ([3B, ...])
@@ -18,7 +18,7 @@ branches share::
 At test time none of this runs: the segmentor calls the GroupViT alone, so
 zero-shot inference costs exactly what GroupViT's does.
 
-Choices (``docs/method.md``): ``mix_layer`` defaults to half of stage 1;
+Choices (``docs/method.md``): ``mix_layer`` defaults to the end of stage 1;
 the mixed images get the stage's learnable group tokens fresh at the mixing
 layer (the original images' group tokens have already looked at one image);
 the restored images use the group tokens of the original images they
@@ -84,12 +84,13 @@ class MixReorgMixer(nn.Module):
         stage_depth: layers of its first stage (filled in by the segmentor).
         mix_layer: tokens are mixed after this many stage-1 layers (0:
             raw patches, the paper's "mixing without context" ablation);
-            None: half of the stage.
+            None: the end of the stage.
         group_size: images per mixing group (:class:`PatchMixer`).
         unit: side of the token blocks that move together.
         seed: seed of the mixer's generator (None: torch's global one).
-        progressive: with the progressive mixing blocks (False: the
-            mixed tokens only go through the shared layers).
+        progressive: with the progressive mixing blocks, one before each
+            stage-1 layer after ``mix_layer`` (one if there is none); False:
+            the mixed tokens only go through the shared layers.
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class MixReorgMixer(nn.Module):
     ):
         super().__init__()
         if mix_layer is None:
-            mix_layer = stage_depth // 2
+            mix_layer = stage_depth
         if not 0 <= mix_layer <= stage_depth:
             raise ValueError(
                 f'mixer mix_layer={mix_layer} must be in [0, {stage_depth}] '
@@ -118,7 +119,9 @@ class MixReorgMixer(nn.Module):
             group_size=group_size, unit=unit, seed=seed
         )
         self.progressive = progressive
-        blocks = stage_depth - mix_layer if progressive else 0
+        # one block before each shared layer of the progressive stage; one
+        # block alone when the tokens are mixed at the end of the stage
+        blocks = max(1, stage_depth - mix_layer) if progressive else 0
         self.progressive_blocks = nn.ModuleList(
             ProgressiveMixingBlock(embed_dims, num_heads)
             for _ in range(blocks)
@@ -167,24 +170,24 @@ class MixReorgMixer(nn.Module):
             [plan.mix(original[:, :num_patches]), fresh_groups], dim=1
         )
 
-        # (b) progressive mixing: both branches through the shared layers
+        # (b) progressive mixing: the mixed tokens take in their source
+        # images' features, then both branches go through the shared layers
         both = torch.cat([original, mixed])
-        for i, layer in enumerate(range(self.mix_layer, self.stage_depth)):
-            both = stage.run_layers(both, layer, layer + 1)
-            if self.progressive:
-                mixed_patches = self.progressive_blocks[i](
-                    both[batch:, :num_patches],
-                    both[:batch, :num_patches],
-                    plan,
-                )
-                both = torch.cat(
-                    [
-                        both[:batch],
-                        torch.cat(
-                            [mixed_patches, both[batch:, num_patches:]], 1
-                        ),
-                    ]
-                )
+        layers = list(range(self.mix_layer, self.stage_depth))
+        for i, block in enumerate(self.progressive_blocks):
+            mixed_patches = block(
+                both[batch:, :num_patches], both[:batch, :num_patches], plan
+            )
+            both = torch.cat(
+                [
+                    both[:batch],
+                    torch.cat([mixed_patches, both[batch:, num_patches:]], 1),
+                ]
+            )
+            if i < len(layers):
+                both = stage.run_layers(both, layers[i], layers[i] + 1)
+        if not self.progressive:
+            both = stage.run_layers(both, self.mix_layer, self.stage_depth)
         original, mixed = both[:batch], both[batch:]
 
         # (c) mixing restoration, then grouping for the three branches

@@ -3,9 +3,9 @@
 After the tokens are mixed, the features of the original images feed
 global information of each token's own source image back into the mixed
 features. Choice made here: every mixed token cross-attends to all tokens
-of its source image (original branch, same depth), once after each
-transformer layer of the progressive stage, added as a residual whose
-output projection starts at zero (the block starts as the identity).
+of its source image (original branch, same depth), before each transformer
+layer of the progressive stage, added as a residual whose output
+projection starts at zero (the block starts as the identity).
 
 Because a token only attends to its own source image, the attention is
 computed in the source images' layout: restore the mixed tokens (each image
