@@ -1,9 +1,9 @@
 """The command-line tools end to end, as a user runs them."""
 
 import glob
-import os
 import os.path as osp
 import re
+import socket
 
 import pytest
 import torch
@@ -112,14 +112,21 @@ def test_amp_without_gpu_says_why(tiny_config):
     assert '--amp needs a CUDA device' in proc.stderr
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (train and test each get their
+    own: a port just released by the first launch may still be busy)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def test_dist_train_and_test_run_two_processes(tiny_config, tmp_path):
     work = str(tmp_path / 'work')
 
     def launch(script, *args):
         cmd = ['bash', script, *args, '--work-dir', work]
         cmd += ['--cfg-options', 'log_level=INFO']
-        port = str(29500 + os.getpid() % 1000)
-        log = _ok(run_command(cmd, env={'PORT': port}))
+        log = _ok(run_command(cmd, env={'PORT': str(free_port())}))
         assert 'Distributed training: True' in log
         assert 'GPU number: 2' in log  # MMEngine's name for the world size
         return log

@@ -4,10 +4,6 @@
 #   data/ade/ADEChallengeData2016/annotations/validation/<name>.png
 _base_ = ['./zero_shot_pipeline.py']
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='ADE20KDataset',
         data_root='data/ade/ADEChallengeData2016',
@@ -15,6 +11,5 @@ test_dataloader = dict(
             img_path='images/validation',
             seg_map_path='annotations/validation',
         ),
-        pipeline={{_base_.test_pipeline}},
     ),
 )

@@ -5,16 +5,11 @@
 #   data/coco_object/annotations/val2017/<id>_instanceTrainIds.png
 _base_ = ['./zero_shot_pipeline.py']
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='COCOObjectDataset',
         data_root='data/coco_object',
         data_prefix=dict(
             img_path='images/val2017', seg_map_path='annotations/val2017'
         ),
-        pipeline={{_base_.test_pipeline}},
     ),
 )

@@ -8,14 +8,9 @@
 # split, e.g. data_prefix.img_path=images/val, to test one).
 _base_ = ['./zero_shot_pipeline.py']
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='FolderSegDataset',
         data_root='data/my_dataset',
         data_prefix=dict(img_path='images', seg_map_path='annotations'),
-        pipeline={{_base_.test_pipeline}},
     ),
 )

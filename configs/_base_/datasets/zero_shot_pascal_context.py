@@ -7,10 +7,6 @@
 #   data/VOCdevkit/VOC2010/ImageSets/SegmentationContext/val.txt
 _base_ = ['./zero_shot_pipeline.py']
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='PascalContextDataset',
         data_root='data/VOCdevkit/VOC2010',
@@ -18,6 +14,5 @@ test_dataloader = dict(
             img_path='JPEGImages', seg_map_path='SegmentationClassContext'
         ),
         ann_file='ImageSets/SegmentationContext/val.txt',
-        pipeline={{_base_.test_pipeline}},
     ),
 )

@@ -8,5 +8,13 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
+# each benchmark's file names its dataset (type, root, layout)
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(pipeline=test_pipeline),
+)
 test_cfg = dict(type='TestLoop')
 test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])

@@ -4,10 +4,6 @@
 #   data/VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt
 _base_ = ['./zero_shot_pipeline.py']
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='PascalVOCDataset',
         data_root='data/VOCdevkit/VOC2012',
@@ -15,6 +11,5 @@ test_dataloader = dict(
             img_path='JPEGImages', seg_map_path='SegmentationClass'
         ),
         ann_file='ImageSets/Segmentation/val.txt',
-        pipeline={{_base_.test_pipeline}},
     ),
 )

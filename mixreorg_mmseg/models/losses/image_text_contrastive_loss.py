@@ -26,31 +26,12 @@ import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmseg.registry import MODELS
 from open_clip.loss import ClipLoss
-from torch import nn
 
-
-def check_loss_name(loss_name: str) -> str:
-    """MMSeg sums the outputs whose names start with ``loss_``; any other
-    name would be logged and silently left out of the backward pass."""
-    if not isinstance(loss_name, str) or not loss_name.startswith('loss_'):
-        raise ValueError(
-            f"loss_name must start with 'loss_' (MMSeg adds only those to "
-            f'the total loss), got {loss_name!r}'
-        )
-    return loss_name
-
-
-def check_logit_scale(logit_scale: torch.Tensor | float) -> None:
-    """The temperature must be one number (already exponentiated)."""
-    if isinstance(logit_scale, torch.Tensor) and logit_scale.numel() != 1:
-        raise ValueError(
-            'logit_scale must be a scalar, got shape '
-            f'{tuple(logit_scale.shape)}'
-        )
+from .named_loss import NamedLoss, check_logit_scale
 
 
 @MODELS.register_module()
-class ImageTextContrastiveLoss(nn.Module):
+class ImageTextContrastiveLoss(NamedLoss):
     """Symmetric cross-entropy between image and text embeddings.
 
     ``loss = loss_weight * (CE(s * I T^T, diag) + CE(s * T I^T, diag)) / 2``
@@ -67,17 +48,10 @@ class ImageTextContrastiveLoss(nn.Module):
     def __init__(
         self, loss_weight: float = 1.0, loss_name: str = 'loss_contrastive'
     ):
-        super().__init__()
-        self.loss_weight = float(loss_weight)
-        self._loss_name = check_loss_name(loss_name)
+        super().__init__(loss_weight, loss_name)
         # rank and world size are set at each forward: the model is built
         # before (or without) the process group
         self.clip_loss = ClipLoss(local_loss=True, gather_with_grad=True)
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the losses dict."""
-        return self._loss_name
 
     def forward(
         self,

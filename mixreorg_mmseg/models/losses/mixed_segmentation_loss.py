@@ -26,13 +26,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
-from torch import nn
 
-from .image_text_contrastive_loss import check_logit_scale, check_loss_name
+from .named_loss import NamedLoss, check_logit_scale
 
 
 @MODELS.register_module()
-class MixedSegmentationLoss(nn.Module):
+class MixedSegmentationLoss(NamedLoss):
     """Token-level caption classification of mixed images.
 
     Args:
@@ -49,18 +48,12 @@ class MixedSegmentationLoss(nn.Module):
         candidates: str = 'group',
         loss_name: str = 'loss_mixed_seg',
     ):
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if candidates not in ('group', 'batch'):
             raise ValueError(
                 f"candidates must be 'group' or 'batch', got {candidates!r}"
             )
-        self.loss_weight = float(loss_weight)
         self.candidates = candidates
-        self._loss_name = check_loss_name(loss_name)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name
 
     def token_probabilities(
         self,

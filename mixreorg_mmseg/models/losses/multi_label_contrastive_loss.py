@@ -34,9 +34,8 @@ import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmseg.registry import MODELS
 from open_clip.loss import gather_features
-from torch import nn
 
-from .image_text_contrastive_loss import check_logit_scale, check_loss_name
+from .named_loss import NamedLoss, check_logit_scale
 
 
 def _all_gather_mask(mask: torch.Tensor, world_size: int) -> torch.Tensor:
@@ -49,7 +48,7 @@ def _all_gather_mask(mask: torch.Tensor, world_size: int) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class MultiLabelContrastiveLoss(nn.Module):
+class MultiLabelContrastiveLoss(NamedLoss):
     """Contrastive loss between images and the noun prompts of their
     captions; embeddings are L2-normalised here.
 
@@ -73,14 +72,7 @@ class MultiLabelContrastiveLoss(nn.Module):
     def __init__(
         self, loss_weight: float = 1.0, loss_name: str = 'loss_multi_label'
     ):
-        super().__init__()
-        self.loss_weight = float(loss_weight)
-        self._loss_name = check_loss_name(loss_name)
-
-    @property
-    def loss_name(self) -> str:
-        """Key of this loss in the losses dict."""
-        return self._loss_name
+        super().__init__(loss_weight, loss_name)
 
     def forward(
         self,
