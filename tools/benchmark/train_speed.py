@@ -80,22 +80,27 @@ def ours(config: str, batch: int, steps: int, bf16: bool) -> tuple:
     return params, batch / time_steps(step, steps)
 
 
-def forward_seconds(encoder, size: int = 448) -> float:
-    """Median seconds of an eval-mode image-encoder forward, batch 1."""
+def forward_seconds(encoder, bf16: bool, size: int = 448) -> float:
+    """Median seconds of an eval-mode image-encoder forward, batch 1 (under
+    bf16 autocast when ``bf16``: ``--cfg-options test_cfg.fp16=True`` in
+    tools/test.py, which MMEngine runs as bf16 autocast on CPUs)."""
     encoder.eval()
     images = torch.randn(1, 3, size, size)
+
+    def forward():
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            encoder(images)
+
     with torch.no_grad():
-        return time_steps(lambda: encoder(images), 5)
+        return time_steps(forward, 5)
 
 
-def ours_forward(config: str) -> float:
+def ours_backbone(config: str):
     from mmengine.config import Config
     from mmseg.registry import MODELS
 
     torch.manual_seed(0)
-    return forward_seconds(
-        MODELS.build(Config.fromfile(config).model.backbone)
-    )
+    return MODELS.build(Config.fromfile(config).model.backbone)
 
 
 def official_model(anchor: str, git_dir: str):
@@ -189,18 +194,23 @@ def main():
 
 
 def print_forward_table(args) -> None:
-    rows = []
+    encoders = []
     if args.anchor and args.official_git_dir:
         _, model = official_model(args.anchor, args.official_git_dir)
-        rows.append(('official GroupViT', forward_seconds(model.img_encoder)))
-    rows.append(('ours (GroupViT backbone)', ours_forward(args.configs[0])))
+        encoders.append(('official GroupViT', model.img_encoder))
+    encoders.append(
+        ('ours (GroupViT backbone)', ours_backbone(args.configs[0]))
+    )
     print('\nimage encoder forward, eval, batch 1 at 448x448\n')
-    print('| model | seconds | vs official |')
-    print('|---|---|---|')
-    off = rows[0][1] if rows[0][0].startswith('official') else None
-    for name, sec in rows:
-        ratio = f'{sec / off:.2f}x' if off else 'n/a'
-        print(f'| {name} | {sec:.3f} | {ratio} |')
+    print('| model | precision | seconds | vs official |')
+    print('|---|---|---|---|')
+    for bf16 in (False, True):
+        precision = 'bf16' if bf16 else 'fp32'
+        rows = [(n, forward_seconds(e, bf16)) for n, e in encoders]
+        off = rows[0][1] if rows[0][0].startswith('official') else None
+        for name, sec in rows:
+            ratio = f'{sec / off:.2f}x' if off else 'n/a'
+            print(f'| {name} | {precision} | {sec:.3f} | {ratio} |')
 
 
 if __name__ == '__main__':
