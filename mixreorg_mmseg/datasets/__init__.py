@@ -8,6 +8,14 @@ from .coco_object import (
 )
 from .folder_seg_dataset import FolderSegDataset, read_class_names
 from .image_caption_dataset import ImageCaptionDataset, clean_caption
+from .shard_io import (
+    ShardReport,
+    check_shard,
+    encode_jpeg,
+    expand_shards,
+    write_shards,
+)
+from .synthetic_world import SyntheticWorld, write_synthetic_world
 from .toy_image_captions import (
     generate_toy_image_captions,
     make_toy_caption,
@@ -15,6 +23,7 @@ from .toy_image_captions import (
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
 from .transforms import LoadImageOrSkip
+from .webdataset_image_text import WebDatasetImageText
 
 __all__ = [
     'COCO_OBJECT_CLASSES',
@@ -24,10 +33,18 @@ __all__ = [
     'read_class_names',
     'ImageCaptionDataset',
     'clean_caption',
+    'SyntheticWorld',
+    'write_synthetic_world',
     'LoadImageOrSkip',
     'generate_toy_image_captions',
     'make_toy_caption',
     'write_toy_image_captions',
+    'ShardReport',
+    'check_shard',
+    'encode_jpeg',
+    'expand_shards',
+    'write_shards',
+    'WebDatasetImageText',
     'TOY_CLASSES',
     'write_toy_segmentation',
 ]

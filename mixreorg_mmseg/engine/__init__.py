@@ -5,10 +5,12 @@ from .cpu_distributed import (
     init_cpu_process_group,
     prepare_cpu_distributed,
 )
+from .sharded_data_hook import ShardedDataHook
 from .zero_shot_classes_hook import ZeroShotClassesHook
 
 __all__ = [
     'DeviceAgnosticDDP',
+    'ShardedDataHook',
     'ZeroShotClassesHook',
     'init_cpu_process_group',
     'prepare_cpu_distributed',

@@ -1,0 +1,218 @@
+"""The synthetic image-caption world: determinism, captions that match the
+label maps, held-out combinations, MMSeg loading and the shard format."""
+
+import glob
+import importlib.util
+import io
+import itertools
+import json
+import os
+import os.path as osp
+import tarfile
+
+import numpy as np
+import pytest
+import webdataset as wds
+from PIL import Image
+
+from mixreorg_mmseg.datasets import SyntheticWorld, write_synthetic_world
+from mixreorg_mmseg.datasets.synthetic_world import shapes_named
+from tests.conftest import REPO_ROOT
+
+SIZE = 32
+WORLD_ARGS = dict(
+    num_train=40, num_val=8, image_size=SIZE, samples_per_shard=16
+)
+
+
+def _files(root):
+    """``{relative path: bytes}`` of every file under ``root``."""
+    out = {}
+    for path in sorted(glob.glob(osp.join(root, '**', '*'), recursive=True)):
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                out[osp.relpath(path, root)] = f.read()
+    return out
+
+
+def _read_shards(paths):
+    """``{key: {ext: bytes}}`` of the members of the tar ``paths``."""
+    samples = {}
+    for path in paths:
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                key, ext = member.name.split('.', 1)
+                data = tar.extractfile(member).read()
+                samples.setdefault(key, {})[ext] = data
+    return samples
+
+
+def _has_pair(shapes, pairs):
+    return any(a in shapes and b in shapes for a, b in pairs)
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synthetic_world'))
+    return write_synthetic_world(root, seed=0, **WORLD_ARGS)
+
+
+def test_same_seed_writes_identical_bytes_other_seed_differs(world, tmp_path):
+    again = write_synthetic_world(str(tmp_path / 'a'), seed=0, **WORLD_ARGS)
+    other = write_synthetic_world(str(tmp_path / 'b'), seed=1, **WORLD_ARGS)
+    first = _files(world['root'])
+    assert len(world['shards']) == 3  # 40 samples, 16 a shard
+    assert _files(again['root']) == first
+    different = _files(other['root'])
+    assert different.keys() == first.keys()
+    changed = [p for p in first if first[p] != different[p]]
+    # every image, label map and shard is redrawn, the class list is not
+    assert 'classes.txt' not in changed
+    assert len(changed) == len(first) - 1
+
+
+@pytest.mark.parametrize('split', ['train', 'seen', 'unseen'])
+def test_captions_name_exactly_the_shapes_visible_in_the_label_map(split):
+    world = SyntheticWorld(image_size=SIZE, objects=(1, 4), seed=3)
+    min_visible, min_pixels = world.min_visible, world.min_pixels
+    for sample in world.samples(split, 60):
+        label, objects = sample['label'], sample['objects']
+        counts = np.bincount(label.ravel(), minlength=len(world.classes))
+        present = {world.classes[i] for i in np.flatnonzero(counts[1:]) + 1}
+        assert shapes_named(sample['caption'], world.shapes) == present
+        assert {o['shape'] for o in objects} == present
+        for obj in objects:
+            # no object the caption names is (nearly) hidden
+            need = max(min_visible * obj['area'], min_pixels)
+            assert obj['visible'] >= need, (sample['caption'], obj)
+        assert counts[1:].sum() == sum(o['visible'] for o in objects)
+
+
+def test_label_maps_on_disk_match_their_recorded_captions(world):
+    shapes = world['classes'][1:]
+    for paths in world['splits'].values():
+        with open(paths['captions'], encoding='utf-8') as f:
+            records = [json.loads(line) for line in f]
+        assert len(records) == WORLD_ARGS['num_val']
+        for record in records:
+            png = osp.join(paths['ann_dir'], record['key'] + '.png')
+            label = np.asarray(Image.open(png))
+            present = {world['classes'][v] for v in np.unique(label) if v}
+            assert shapes_named(record['caption'], shapes) == present, png
+            assert set(record['shapes']) == present, png
+
+
+def test_heldout_pairs_never_appear_in_training_shards(world):
+    pairs = world['heldout_pairs']
+    shapes = world['classes'][1:]
+    assert pairs and all(len(set(p)) == 2 for p in pairs)
+    samples = _read_shards(world['shards'])
+    assert len(samples) == WORLD_ARGS['num_train']
+    multi = 0
+    for key, sample in samples.items():
+        meta = json.loads(sample['json'])
+        named = shapes_named(sample['txt'].decode('utf-8'), shapes)
+        assert set(meta['shapes']) == named, key
+        assert not _has_pair(named, pairs), (key, named)
+        multi += len(named) >= 2
+    assert multi > 0  # training does show combinations, only seen ones
+    for split, paths in world['splits'].items():
+        for png in sorted(glob.glob(osp.join(paths['ann_dir'], '*.png'))):
+            values = np.unique(np.asarray(Image.open(png)))
+            present = {world['classes'][v] for v in values if v}
+            assert len(present) >= 2, png
+            assert _has_pair(present, pairs) == (split == 'unseen'), png
+
+
+def test_held_out_pairs_leave_every_shape_a_seen_partner():
+    world = SyntheticWorld(seed=5)
+    all_pairs = set(itertools.combinations(world.shapes, 2))
+    assert len(world.heldout_pairs) == round(len(all_pairs) / 4)
+    seen = all_pairs - set(world.heldout_pairs)
+    assert set(world.seen_pairs) == seen
+    assert {s for p in seen for s in p} == set(world.shapes)
+    fixed = SyntheticWorld(heldout_pairs=[('star', 'disc')])
+    assert fixed.heldout_pairs == (('disc', 'star'),)
+
+
+def test_segmentation_splits_load_through_mmseg_dataset_classes(world):
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.registry import DATASETS
+
+    classes = world['classes']
+    with open(world['classes_file'], encoding='utf-8') as f:
+        assert tuple(f.read().split('\n')[:-1]) == classes
+    assert classes[0] == 'background'
+    for split in ('seen', 'unseen'):
+        dataset = DATASETS.build(
+            dict(
+                type='FolderSegDataset',
+                data_root=world['root'],
+                data_prefix=dict(
+                    img_path=f'images/{split}',
+                    seg_map_path=f'annotations/{split}',
+                ),
+                pipeline=[
+                    dict(type='LoadImageFromFile'),
+                    dict(type='LoadAnnotations'),
+                    dict(type='PackSegInputs'),
+                ],
+            )
+        )
+        assert isinstance(dataset, BaseSegDataset)
+        assert dataset.metainfo['classes'] == classes
+        assert len(dataset) == WORLD_ARGS['num_val']
+        for i in range(len(dataset)):
+            item = dataset[i]
+            assert item['inputs'].shape == (3, SIZE, SIZE)
+            labels = item['data_samples'].gt_sem_seg.data.unique()
+            assert 0 <= labels.min() and labels.max() < len(classes)
+
+
+def test_shards_hold_img2dataset_samples_readable_by_webdataset(world):
+    for path in world['shards']:
+        with tarfile.open(path) as tar:
+            names = tar.getnames()
+        keys = sorted({n.split('.', 1)[0] for n in names})
+        expected = [f'{k}.{ext}' for k in keys for ext in ('jpg', 'txt')]
+        expected += [f'{k}.json' for k in keys]
+        assert sorted(names) == sorted(expected), path
+    dataset = wds.WebDataset(world['shard_pattern'], shardshuffle=False)
+    seen_keys = []
+    for sample in dataset:
+        meta = json.loads(sample['json'])
+        assert meta['key'] == sample['__key__']
+        assert meta['caption'] == sample['txt'].decode('utf-8')
+        image = Image.open(io.BytesIO(sample['jpg']))
+        assert image.format == 'JPEG' and image.size == (SIZE, SIZE)
+        seen_keys.append(sample['__key__'])
+    assert len(seen_keys) == len(set(seen_keys)) == WORLD_ARGS['num_train']
+
+
+def test_bad_world_arguments_name_the_argument():
+    with pytest.raises(ValueError, match='shapes'):
+        SyntheticWorld(shapes=['disc', 'blob'])
+    with pytest.raises(ValueError, match='objects'):
+        SyntheticWorld(objects=(3, 1))
+    with pytest.raises(ValueError, match='unseen split needs'):
+        list(SyntheticWorld(objects=(1, 1)).samples('unseen', 1))
+
+
+def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
+    path = osp.join(REPO_ROOT, 'tools/misc/make_synthetic_world.py')
+    spec = importlib.util.spec_from_file_location('make_world', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    root = str(tmp_path / 'world')
+    tool.main(
+        [root, '--num-train', '20', '--num-val', '4', '--size', '32']
+        + ['--objects', '2', '3', '--seed', '7']
+    )
+    out = capsys.readouterr().out
+    assert 'train: 20/20' in out and 'unseen: 4/4' in out
+    assert 'images/s' in out
+    with open(osp.join(root, 'world.json'), encoding='utf-8') as f:
+        info = json.load(f)
+    assert info['world']['objects'] == [2, 3]
+    assert info['world']['seed'] == 7
+    assert len(os.listdir(osp.join(root, 'images', 'unseen'))) == 4
