@@ -5,7 +5,7 @@
 #   bash tools/dist_train.sh configs/groupvit_vit-s_cc12m.py 8
 _base_ = [
     '_base_/models/groupvit_vit-s.py',
-    '_base_/datasets/cc12m_image_captions.py',
+    '_base_/datasets/image_text_shards.py',
     '_base_/default_runtime.py',
     '_base_/schedules/schedule_groupvit_30e.py',
 ]

@@ -6,7 +6,7 @@
 # and data with the mixer off.
 _base_ = [
     '_base_/models/mixreorg_vit-s.py',
-    '_base_/datasets/cc12m_image_captions.py',
+    '_base_/datasets/image_text_shards.py',
     '_base_/default_runtime.py',
     '_base_/schedules/schedule_groupvit_30e.py',
 ]
