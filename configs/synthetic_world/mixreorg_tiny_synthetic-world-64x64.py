@@ -13,7 +13,13 @@ _base_ = ['../quickstart/mixreorg_tiny_toy-captions-64x64.py']
 world_root = 'data/synthetic_world'
 num_train = 10000  # tools/misc/make_synthetic_world.py's default
 shapes = [
-    'disc', 'square', 'triangle', 'star', 'cross', 'ring', 'diamond',
+    'disc',
+    'square',
+    'triangle',
+    'star',
+    'cross',
+    'ring',
+    'diamond',
     'crescent',
 ]
 model = dict(
@@ -84,19 +90,25 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(
-        type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=0,
-        end=4, convert_to_iter_based=True,
+        type='CosineAnnealingLR',
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=0,
+        end=4,
+        convert_to_iter_based=True,
     ),
 ]
-train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=4,
-                 val_interval=1)
+train_cfg = dict(
+    _delete_=True, type='EpochBasedTrainLoop', max_epochs=4, val_interval=1
+)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 log_processor = dict(by_epoch=True)
 default_hooks = dict(
     logger=dict(interval=25),
-    checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=1,
-                    save_best='mIoU'),
+    checkpoint=dict(
+        by_epoch=True, interval=1, max_keep_ckpts=1, save_best='mIoU'
+    ),
 )
 custom_hooks = [
     dict(type='ShardedDataHook', interval=50),
