@@ -115,14 +115,20 @@ def test_every_load_path_refuses_a_code_running_checkpoint(
 @pytest.mark.slow
 @pytest.mark.parametrize('tool', ['test', 'train --resume'])
 def test_tools_refuse_a_code_running_checkpoint(
-    tool, hostile_checkpoint, tmp_path
+    tool, hostile_checkpoint, tmp_path, toy_root
 ):
     path, marker = hostile_checkpoint
     if tool == 'test':
         args = ['tools/test.py', QUICKSTART_CONFIG, path]
     else:
         args = ['tools/train.py', QUICKSTART_CONFIG, '--resume', path]
-    proc = run_python(args + ['--work-dir', str(tmp_path / 'work')])
+    # the toy folder of this session, not data/ of the checkout
+    roots = [
+        f'{loader}.dataset.data_root={toy_root}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    ]
+    args += ['--work-dir', str(tmp_path / 'work'), '--cfg-options', *roots]
+    proc = run_python(args)
     assert proc.returncode != 0
     assert 'UnsafeCheckpointError' in proc.stderr
     assert f'Refusing to load checkpoint "{path}"' in proc.stderr
