@@ -14,7 +14,12 @@ import sys
 # the plugin first: it makes mmseg importable on mmcv-lite and installs the
 # safe checkpoint I/O before the checkpoint is read
 import mixreorg_mmseg  # noqa: F401
-from mixreorg_mmseg.utils.cli import add_common_args, build_runner, load_config
+from mixreorg_mmseg.utils.cli import (
+    add_common_args,
+    build_runner,
+    close_distributed,
+    load_config,
+)
 
 
 def parse_args(argv=None):
@@ -88,6 +93,7 @@ def main(argv=None):
 
     runner = build_runner(cfg)
     runner.test()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -69,6 +69,18 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+def close_distributed() -> None:
+    """End a multi-process run cleanly: wait for every rank, then destroy
+    the process group, so its communication threads are joined before the
+    interpreter exits (left to exit-time teardown, a gloo rank can abort
+    with "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 #: ``--bg-thresh`` default: the config's value (``apis.zero_shot.KEEP``)
 KEEP_BG_THRESH = 'config'
 
