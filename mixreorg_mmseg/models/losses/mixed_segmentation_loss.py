@@ -118,6 +118,14 @@ class MixedSegmentationLoss(NamedLoss):
             same_group,
             logit_scale,
         )
+        return self.loss_from_probabilities(probs, labels)
+
+    def loss_from_probabilities(
+        self, probs: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss from :meth:`token_probabilities` ``[B, N, B]`` and the
+        source labels ``[B, N]`` (for callers that also use the
+        probabilities, e.g. to log the token accuracy)."""
         if labels.shape != probs.shape[:2]:
             raise ValueError(
                 f'labels {tuple(labels.shape)} must be [B, N] = '

@@ -29,22 +29,18 @@ averaging over ``W`` ranks gives each parameter exactly ``dL / d theta``.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from mmengine.dist import get_dist_info
+from mmengine.dist import all_gather, get_dist_info
 from mmseg.registry import MODELS
 from open_clip.loss import gather_features
 
 from .named_loss import NamedLoss, check_logit_scale
 
 
-def _all_gather_mask(mask: torch.Tensor, world_size: int) -> torch.Tensor:
+def _all_gather_mask(mask: torch.Tensor) -> torch.Tensor:
     """Concatenate a boolean mask of every rank along dim 0 (no gradient)."""
     # uint8: not every backend all-gathers bool tensors
-    local = mask.to(torch.uint8).contiguous()
-    gathered = [torch.empty_like(local) for _ in range(world_size)]
-    dist.all_gather(gathered, local)
-    return torch.cat(gathered).bool()
+    return torch.cat(all_gather(mask.to(torch.uint8).contiguous())).bool()
 
 
 @MODELS.register_module()
@@ -135,7 +131,7 @@ class MultiLabelContrastiveLoss(NamedLoss):
                 rank=rank,
                 world_size=world_size,
             )
-            all_valid = _all_gather_mask(valid_flat, world_size)
+            all_valid = _all_gather_mask(valid_flat)
         else:
             all_images, all_prompts, all_valid = images, prompts, valid_flat
 

@@ -52,22 +52,17 @@ class MixReorgOutput:
 
 def _split_output(output: GroupViTOutput, parts: int) -> list:
     """Cut a ``GroupViTOutput`` of ``parts * B`` images into ``parts``."""
-    chunks = [
-        output.image_embed.chunk(parts),
-        output.segment_tokens.chunk(parts),
-    ]
+    embeds = output.image_embed.chunk(parts)
+    segments = output.segment_tokens.chunk(parts)
     assignments = [
-        [
-            {k: v.chunk(parts)[i] for k, v in assignment.items()}
-            for assignment in output.assignments
-        ]
-        for i in range(parts)
+        {k: v.chunk(parts) for k, v in assignment.items()}
+        for assignment in output.assignments
     ]
     return [
         GroupViTOutput(
-            image_embed=chunks[0][i],
-            segment_tokens=chunks[1][i],
-            assignments=assignments[i],
+            image_embed=embeds[i],
+            segment_tokens=segments[i],
+            assignments=[{k: v[i] for k, v in a.items()} for a in assignments],
             hw_shape=output.hw_shape,
         )
         for i in range(parts)

@@ -439,30 +439,24 @@ class TextSupervisedSegmentor(EncoderDecoder):
             kind=self.seg_assignment,
         ).flatten(2)
         seg_loss = self.mixed_segmentation_loss
-        with torch.no_grad():
-            probs = seg_loss.token_probabilities(
-                mixed_segments,
-                token_to_segment,
-                caption_embed,
-                plan.same_group(),
-                logit_scale,
-            )
-            accuracy = (probs.argmax(dim=-1) == plan.labels()).float().mean()
+        probs = seg_loss.token_probabilities(
+            mixed_segments,
+            token_to_segment,
+            caption_embed,
+            plan.same_group(),
+            logit_scale,
+        )
+        accuracy = (probs.detach().argmax(dim=-1) == plan.labels()).float()
         return {
             self.restored_contrastive_loss.loss_name: (
                 self.restored_contrastive_loss(
                     restored_embed, caption_embed, logit_scale
                 )
             ),
-            seg_loss.loss_name: seg_loss(
-                mixed_segments,
-                token_to_segment,
-                caption_embed,
-                plan.labels(),
-                plan.same_group(),
-                logit_scale,
+            seg_loss.loss_name: seg_loss.loss_from_probabilities(
+                probs, plan.labels()
             ),
-            'mixed_seg_acc': accuracy,
+            'mixed_seg_acc': accuracy.mean(),
         }
 
     # -- inference -----------------------------------------------------------
