@@ -76,34 +76,41 @@ def write_pair(img_path, seg_path, labels, rng, size=(24, 32)):
     Image.fromarray(label).save(seg_path)
 
 
-def write_voc(root, rng):
-    names = ['2007_000033', '2007_000042']
+def write_pascal(root, rng, names, seg_dir, split_dir, values):
+    """A PASCAL-layout set: JPEGImages, label maps in ``seg_dir``, and the
+    image list ``ImageSets/<split_dir>/val.txt``."""
     for name in names:
         write_pair(
             root / 'JPEGImages' / f'{name}.jpg',
-            root / 'SegmentationClass' / f'{name}.png',
-            [0, 3, 15, 255],
+            root / seg_dir / f'{name}.png',
+            values,
             rng,
         )
-    split = root / 'ImageSets' / 'Segmentation' / 'val.txt'
+    split = root / 'ImageSets' / split_dir / 'val.txt'
     split.parent.mkdir(parents=True)
     split.write_text('\n'.join(names) + '\n')
     return str(root)
+
+
+def write_voc(root, rng):
+    names = ['2007_000033', '2007_000042']
+    values = [0, 3, 15, 255]
+    return write_pascal(
+        root, rng, names, 'SegmentationClass', 'Segmentation', values
+    )
 
 
 def write_context(root, rng):
     names = ['2008_000002', '2008_000003']
-    for name in names:
-        write_pair(
-            root / 'JPEGImages' / f'{name}.jpg',
-            root / 'SegmentationClassContext' / f'{name}.png',
-            [0, 1, 37, 59],
-            rng,
-        )
-    split = root / 'ImageSets' / 'SegmentationContext' / 'val.txt'
-    split.parent.mkdir(parents=True)
-    split.write_text('\n'.join(names) + '\n')
-    return str(root)
+    values = [0, 1, 37, 59]
+    return write_pascal(
+        root,
+        rng,
+        names,
+        'SegmentationClassContext',
+        'SegmentationContext',
+        values,
+    )
 
 
 def write_ade(root, rng):

@@ -11,10 +11,7 @@ the pixels. With a background threshold (the config's, or --bg-thresh),
 """
 
 import argparse
-import os
 import os.path as osp
-
-import numpy as np
 
 import mixreorg_mmseg  # noqa: F401  (mmseg on mmcv-lite, safe checkpoints)
 from mixreorg_mmseg.apis import zero_shot_predict
@@ -23,10 +20,10 @@ from mixreorg_mmseg.utils.cli import (
     zero_shot_model_from_args,
 )
 from mixreorg_mmseg.utils.seg_drawing import (
-    draw_class_mask,
-    legend,
+    class_panels,
     titled_row,
     upscale,
+    write_rgb,
 )
 
 
@@ -43,16 +40,14 @@ def main(argv=None):
     palette = model.dataset_meta['palette']
     image = mmcv.imread(args.image, channel_order='rgb')
     image, (mask,) = upscale(image, [mask])
-    shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
-    picture = titled_row(
-        [
-            draw_class_mask(image, mask, classes, palette, args.opacity),
-            legend(image.shape[0], classes, palette, shares.tolist()),
-        ],
-        [osp.basename(args.image), 'class: share of pixels'],
+    panels, titles, shares = class_panels(
+        image, mask, classes, palette, args.opacity
     )
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    mmcv.imwrite(mmcv.rgb2bgr(picture), args.out)
+    picture = titled_row(
+        panels,
+        [osp.basename(args.image), titles[1]],
+    )
+    write_rgb(picture, args.out)
     found = ', '.join(
         f'{c} {100 * s:.1f}%'
         for c, s in zip(classes, shares, strict=True)

@@ -13,7 +13,6 @@ at first when a segmenter misbehaves: are the groups wrong, or their names?
 """
 
 import argparse
-import os
 import os.path as osp
 
 import numpy as np
@@ -25,12 +24,12 @@ from mixreorg_mmseg.utils.cli import (
     zero_shot_model_from_args,
 )
 from mixreorg_mmseg.utils.seg_drawing import (
+    class_panels,
     distinct_colors,
-    draw_class_mask,
     draw_groups,
-    legend,
     titled_row,
     upscale,
+    write_rgb,
 )
 
 
@@ -55,14 +54,11 @@ def main(argv=None):
         panels.append(draw_groups(image, group_map, colors, args.opacity))
         used = len(np.unique(group_map))
         titles.append(f'stage {stage}: {used} of {count} groups')
-    shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
-    panels.append(draw_class_mask(image, mask, classes, palette, args.opacity))
-    titles.append('classes')
-    panels.append(legend(image.shape[0], classes, palette, shares.tolist()))
-    titles.append('')
-    picture = titled_row(panels, titles)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    mmcv.imwrite(mmcv.rgb2bgr(picture), args.out)
+    more_panels, more_titles, _ = class_panels(
+        image, mask, classes, palette, args.opacity
+    )
+    picture = titled_row(panels + more_panels, titles + more_titles)
+    write_rgb(picture, args.out)
     print(f'wrote {args.out}')
 
 

@@ -195,3 +195,32 @@ def titled_row(
         vertical_alignments='center',
     )
     return visualizer.get_image()
+
+
+def class_panels(
+    image: np.ndarray,
+    mask: np.ndarray,
+    classes,
+    palette,
+    opacity: float,
+) -> tuple[list[np.ndarray], list[str], np.ndarray]:
+    """The class mask drawn on ``image`` and its legend, their titles, and
+    each class's share of the pixels (``[K]``)."""
+    shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+    panels = [
+        draw_class_mask(image, mask, classes, palette, opacity),
+        legend(image.shape[0], classes, palette, shares.tolist()),
+    ]
+    return panels, ['classes', 'class: share of pixels'], shares
+
+
+def write_rgb(picture: np.ndarray, path: str) -> None:
+    """Write an RGB picture (e.g. :func:`titled_row`'s) to ``path``,
+    creating its folder."""
+    import os
+    import os.path as osp
+
+    import mmcv
+
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    mmcv.imwrite(mmcv.rgb2bgr(picture), path)
