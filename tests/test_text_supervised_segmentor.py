@@ -193,3 +193,30 @@ def test_runner_trains_the_tiny_model_with_the_loss_falling(
     assert len(history) == 40
     first, last = history[:5].mean(), history[-5:].mean()
     assert last < first - 0.1, history
+
+
+@pytest.mark.parametrize(
+    'config, extra',
+    [
+        ('configs/groupvit_vit-s_cc12m.py', set()),
+        ('configs/mixreorg_vit-s_cc12m.py', {'mixer'}),
+    ],
+)
+def test_full_size_model_has_the_official_parameter_counts(config, extra):
+    """GroupViT's release: image 28.84M, text 22.15M, total 55.73M; the
+    MixReorg mixer adds only training-time parameters."""
+    from mmengine.config import Config
+
+    from mixreorg_mmseg.utils.parameter_count import (
+        count_parameters,
+        format_parameter_counts,
+    )
+
+    model = MODELS.build(Config.fromfile(config).model)
+    counts = count_parameters(model)
+    assert round(counts['backbone'] / 1e6, 2) == 28.84
+    assert round(counts['text_encoder'] / 1e6, 2) == 22.15
+    without_mixer = counts['total'] - counts.get('mixer', 0)
+    assert round(without_mixer / 1e6, 2) == 55.73
+    assert {'mixer'} & set(counts) == extra
+    assert 'total 5' in format_parameter_counts(counts)
