@@ -163,8 +163,30 @@ def test_init_weights_keeps_the_scratch_initialisation():
         (dict(depths=(1,), num_heads=(2,)), 'depths'),
         (dict(drop_path_rate=1.5), 'drop_path_rate'),
         (dict(depths=1), 'depths'),
+        (dict(stem_channels=(8, 16)), 'stem_channels'),
+        (dict(stem_channels=()), 'stem_channels'),
     ],
 )
 def test_inconsistent_sizes_fail_at_build_naming_the_key(overrides, key):
     with pytest.raises(ValueError, match=key):
         GroupViT(**{**TINY, **overrides})
+
+
+def test_conv_stem_replaces_the_patch_projection():
+    x = torch.randn(2, 3, 32, 32)
+    model = tiny_groupvit(stem_channels=(8, 16, 16)).train()
+    tokens, hw = model.embed(x)
+    assert tokens.shape == (2, 16, 32) and hw == (4, 4)
+    out = model(x)
+    assert out.image_embed.shape == (2, 32)
+    out.image_embed.pow(2).sum().backward()
+    stem = model.patch_embed.convs
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for p in stem.parameters()
+    )
+    # the reference layout is untouched without the option
+    plain = tiny_groupvit()
+    assert 'patch_embed.projection.weight' in plain.state_dict()
+    keys = plain.state_dict()
+    assert not any(k.startswith('patch_embed.convs') for k in keys)

@@ -33,6 +33,7 @@ from mmpretrain.models.backbones.vision_transformer import (
 )
 from mmseg.registry import MODELS
 
+from .conv_stem import ConvStem
 from .grouping_block import GroupingBlock, TokenMixingMlp
 
 
@@ -258,6 +259,11 @@ class GroupViT(BaseModule):
         gumbel_tau: Gumbel softmax temperature.
         assign_eps: see :class:`~.grouping_block.GroupAssignment`.
         with_cp: gradient checkpointing of the transformer layers.
+        stem_channels: None: the patch projection (one stride-p
+            convolution, GroupViT's). A list of widths: a
+            :class:`~.conv_stem.ConvStem` of that many stride-2
+            convolutions instead (``2 ** len == patch_size``), which makes
+            small models learn much faster from little data.
         init_cfg: MMEngine init config (e.g. ``Pretrained``).
     """
 
@@ -280,6 +286,7 @@ class GroupViT(BaseModule):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         with_cp: bool = False,
+        stem_channels: Sequence[int] | None = None,
         init_cfg: dict | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -312,14 +319,19 @@ class GroupViT(BaseModule):
             img_size[1] // patch_size,
         )
 
-        self.patch_embed = PatchEmbed(
-            in_channels=in_channels,
-            embed_dims=embed_dims,
-            kernel_size=patch_size,
-            stride=patch_size,
-            padding=0,
-            norm_cfg=dict(type='LN'),
-        )
+        if stem_channels is None:
+            self.patch_embed = PatchEmbed(
+                in_channels=in_channels,
+                embed_dims=embed_dims,
+                kernel_size=patch_size,
+                stride=patch_size,
+                padding=0,
+                norm_cfg=dict(type='LN'),
+            )
+        else:
+            self.patch_embed = ConvStem(
+                in_channels, embed_dims, stem_channels, patch_size
+            )
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_grid[0] * self.patch_grid[1], embed_dims)
         )

@@ -1,0 +1,75 @@
+"""A convolutional stem in place of the patch projection of a ViT.
+
+Xiao et al., "Early Convolutions Help Transformers See Better" (NeurIPS
+2021, arXiv 2106.14881): replacing the single stride-p patch projection by
+a few stride-2 3x3 convolutions (BatchNorm, ReLU) and a 1x1 projection makes
+ViTs train faster and more stably, most of all on little data. GroupViT's
+reference model keeps the patch projection (``GroupViT(stem_channels=
+None)``, which the official checkpoints load onto); the small models of the
+synthetic world use the stem (``docs/benchmarks.md``, issue 8's study).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+
+class ConvStem(nn.Module):
+    """``[B, 3, H, W]`` -> tokens ``[B, (H/p)(W/p), C]`` and grid ``(h, w)``.
+
+    ``len(channels)`` stride-2 3x3 convolutions (each with BatchNorm and
+    ReLU) bring the image down by ``p = 2 ** len(channels)``; a 1x1
+    convolution projects to ``C``; a LayerNorm closes, as on the patch
+    projection's tokens. The call matches MMCV's ``PatchEmbed`` (tokens,
+    grid), so :class:`~.groupvit.GroupViT` uses either alike.
+
+    Args:
+        in_channels: image channels.
+        embed_dims: token width C.
+        channels: widths of the stride-2 convolutions.
+        patch_size: p, the total stride; must be ``2 ** len(channels)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dims: int,
+        channels: Sequence[int],
+        patch_size: int,
+    ):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if not channels or any(c < 1 for c in channels):
+            raise ValueError(
+                f'stem_channels={list(channels)} must be one or more '
+                'positive widths'
+            )
+        if 2 ** len(channels) != patch_size:
+            raise ValueError(
+                f'stem_channels={list(channels)} gives a stride of '
+                f'{2 ** len(channels)} but patch_size={patch_size}: use '
+                f'{int(math.log2(patch_size)) if patch_size > 0 else "?"} '
+                'stride-2 convolutions (patch_size a power of 2)'
+            )
+        layers = []
+        width = in_channels
+        for out in channels:
+            layers += [
+                nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            width = out
+        layers.append(nn.Conv2d(width, embed_dims, 1))
+        self.convs = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(embed_dims)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Tokens ``[B, h * w, C]`` and the grid ``(h, w)``."""
+        grid = self.convs(images)
+        hw_shape = tuple(grid.shape[2:])
+        return self.norm(grid.flatten(2).transpose(1, 2)), hw_shape
