@@ -196,6 +196,16 @@ def test_bad_world_arguments_name_the_argument():
         SyntheticWorld(objects=(3, 1))
     with pytest.raises(ValueError, match='unseen split needs'):
         list(SyntheticWorld(objects=(1, 1)).samples('unseen', 1))
+    with pytest.raises(ValueError, match='background_prob'):
+        SyntheticWorld(background_prob=1.5)
+
+
+@pytest.mark.parametrize('prob', [0.0, 1.0])
+def test_background_prob_decides_whether_captions_name_the_background(prob):
+    world = SyntheticWorld(image_size=SIZE, background_prob=prob)
+    captions = [s['caption'] for s in world.samples('train', 40)]
+    named = ['background' in c for c in captions]
+    assert all(named) if prob else not any(named)
 
 
 def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
@@ -206,7 +216,9 @@ def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
     root = str(tmp_path / 'world')
     tool.main(
         [root, '--num-train', '20', '--num-val', '4', '--size', '32']
-        + ['--objects', '2', '3', '--seed', '7']
+        + ['--objects', '2', '3', '--seed', '7', '--textures', 'solid']
+        + ['--radius-range', '0.2', '0.3', '--colour-prob', '0']
+        + ['--background-prob', '1']
     )
     out = capsys.readouterr().out
     assert 'train: 20/20' in out and 'unseen: 4/4' in out
@@ -215,4 +227,10 @@ def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
         info = json.load(f)
     assert info['world']['objects'] == [2, 3]
     assert info['world']['seed'] == 7
+    assert info['world']['textures'] == ['solid']
+    assert info['world']['radius_range'] == [0.2, 0.3]
+    assert info['world']['colour_prob'] == 0
+    assert info['world']['background_prob'] == 1
+    # options left out keep the world's defaults
+    assert info['world']['texture_prob'] == SyntheticWorld().texture_prob
     assert len(os.listdir(osp.join(root, 'images', 'unseen'))) == 4

@@ -323,6 +323,9 @@ class SyntheticWorld:
         colour_prob: Chance that a caption names the colours (it always
             does when one shape comes in two colours).
         texture_prob: Chance that a caption names non-solid textures.
+        background_prob: Chance that a caption names the background
+            ('... on a dark background'); None: as often as the sentence
+            drawn happens to (4 of the 11 list sentences do).
         seed: Seed of the held-out choice and of every split's streams.
     """
 
@@ -341,6 +344,7 @@ class SyntheticWorld:
         num_heldout: int | None = None,
         colour_prob: float = 0.8,
         texture_prob: float = 0.5,
+        background_prob: float | None = None,
         seed: int = 0,
     ) -> None:
         if image_size < 16:
@@ -375,6 +379,12 @@ class SyntheticWorld:
         self.min_pixels = int(min_pixels)
         self.colour_prob = float(colour_prob)
         self.texture_prob = float(texture_prob)
+        if background_prob is not None and not 0 <= background_prob <= 1:
+            raise ValueError(
+                f'background_prob must be in [0, 1] or None, got '
+                f'{background_prob}'
+            )
+        self.background_prob = background_prob
         self.seed = int(seed)
         self.classes = ('background',) + self.shapes
         self.heldout_pairs = self._heldout(heldout_pairs, num_heldout)
@@ -611,6 +621,13 @@ class SyntheticWorld:
         templates = LIST_TEMPLATES
         if len(phrases) == 2:
             templates = LIST_TEMPLATES + PAIR_TEMPLATES
+        if self.background_prob is not None:
+            # only sentences that name the background, or only those that
+            # do not
+            names = rng.random() < self.background_prob
+            templates = tuple(
+                t for t in templates if ('{background}' in t) == names
+            )
         template = templates[int(rng.integers(len(templates)))]
         if template in PAIR_TEMPLATES:
             text = template.format(*phrases, **fields)
@@ -656,6 +673,7 @@ class SyntheticWorld:
             heldout_pairs=[list(p) for p in self.heldout_pairs],
             colour_prob=self.colour_prob,
             texture_prob=self.texture_prob,
+            background_prob=self.background_prob,
             seed=self.seed,
         )
 

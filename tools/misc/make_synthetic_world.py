@@ -13,7 +13,12 @@ import argparse
 import time
 
 from mixreorg_mmseg.datasets import write_synthetic_world
-from mixreorg_mmseg.datasets.synthetic_world import COLOURS, SHAPES
+from mixreorg_mmseg.datasets.synthetic_world import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    TEXTURES,
+)
 
 
 def main(argv=None):
@@ -35,8 +40,54 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--shapes', nargs='+', choices=sorted(SHAPES))
     parser.add_argument('--colours', nargs='+', choices=sorted(COLOURS))
+    parser.add_argument(
+        '--textures', nargs='+', choices=TEXTURES, help='object fills'
+    )
+    parser.add_argument(
+        '--backgrounds',
+        nargs='+',
+        choices=BACKGROUNDS,
+        help='background kinds',
+    )
+    parser.add_argument(
+        '--radius-range',
+        type=float,
+        nargs=2,
+        metavar=('LOW', 'HIGH'),
+        help='object circumradius as fractions of the image side',
+    )
+    parser.add_argument(
+        '--colour-prob',
+        type=float,
+        help='chance that a caption names the colours',
+    )
+    parser.add_argument(
+        '--texture-prob',
+        type=float,
+        help='chance that a caption names non-solid textures',
+    )
+    parser.add_argument(
+        '--background-prob',
+        type=float,
+        help='chance that a caption names the background',
+    )
+    parser.add_argument('--num-heldout', type=int, help='held-out pairs')
     parser.add_argument('--samples-per-shard', type=int, default=1000)
     args = parser.parse_args(argv)
+    # unset options keep SyntheticWorld's defaults
+    world_kwargs = {
+        key: value
+        for key, value in dict(
+            textures=args.textures,
+            backgrounds=args.backgrounds,
+            radius_range=args.radius_range,
+            colour_prob=args.colour_prob,
+            texture_prob=args.texture_prob,
+            background_prob=args.background_prob,
+            num_heldout=args.num_heldout,
+        ).items()
+        if value is not None
+    }
 
     started, shown = {}, {}
 
@@ -61,6 +112,7 @@ def main(argv=None):
         colours=args.colours,
         samples_per_shard=args.samples_per_shard,
         progress=progress,
+        **world_kwargs,
     )
     seconds = time.perf_counter() - begin
     total = args.num_train + 2 * args.num_val * bool(out['splits'])
