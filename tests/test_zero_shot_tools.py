@@ -4,6 +4,7 @@ disk, the benchmark configs with only the model shrunk."""
 
 import copy
 import json
+import os
 import os.path as osp
 import re
 
@@ -334,3 +335,35 @@ def test_one_image_tools_write_a_png(tmp_path, toy_root, toy_ckpt, tool):
     panels = 2 if tool == 'demo.py' else 4
     assert picture.shape[0] > 256 and picture.shape[1] > panels * 256
     assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
+
+
+def test_segment_diagnostics_tool_measures_a_split(
+    tmp_path, toy_root, toy_ckpt
+):
+    out = str(tmp_path / 'diag.json')
+    proc = run_python(
+        [
+            'tools/analysis_tools/segment_diagnostics.py',
+            TOY_CONFIG,
+            toy_ckpt,
+            '--img-dir',
+            osp.join(toy_root, 'images', 'val'),
+            '--ann-dir',
+            osp.join(toy_root, 'annotations', 'val'),
+            '--out-json',
+            out,
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '| final segments per image |' in proc.stdout
+    with open(out, encoding='utf-8') as f:
+        result = json.load(f)
+    assert result['num_images'] == len(
+        [n for n in os.listdir(osp.join(toy_root, 'images', 'val'))]
+    )
+    # one entry per grouping stage, never more groups than the stage has
+    stages = Config.fromfile(TOY_CONFIG).model.backbone.num_output_groups
+    assert len(result['groups_used']) == len(stages)
+    for used, most in zip(result['groups_used'], stages, strict=True):
+        assert 1 <= used <= most
+    assert 0 < result['purity'] <= 1 and 0 <= result['image_top1'] <= 1

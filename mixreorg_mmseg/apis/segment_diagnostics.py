@@ -1,0 +1,207 @@
+"""Why a zero-shot mIoU is what it is: the model's segments, measured.
+
+mIoU mixes three abilities that fail for different reasons: recognising
+what an image shows, cutting it into segments that follow the objects,
+and telling which segment is which class (background included). These
+numbers take them apart on a labelled split (MMSeg layout), image by
+image, with the zero-shot head's own rules (GroupViT Sec. 3.3: segments
+from the chained soft assignments, argmax per pixel; class scores by
+softmax over the prompted classes):
+
+* ``image_top1``: fraction of images whose whole-image embedding ranks
+  first a class that is in the label map (recognition, no grouping);
+* ``groups_used``: per grouping stage, the mean number of groups that own
+  at least one pixel (collapse shows as ~1);
+* ``segments_per_image`` and ``purity``: final segments per image, and the
+  mean over segments of the share of their pixels that the segment's
+  majority class holds;
+* ``fg_segment_acc``: over segments whose majority class is a foreground
+  class, the fraction whose best-scoring class is that class;
+* ``bg_segment_score`` / ``fg_segment_score``: mean best class score of
+  background-majority and foreground-majority segments: GroupViT's
+  background threshold can only work when the first is lower.
+
+``tools/analysis_tools/segment_diagnostics.py`` prints them;
+``tools/benchmark/synthetic_world_study.py`` reports them per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.backbones.groupvit import chain_assignments
+from .zero_shot import _prepare
+
+
+def image_measures(
+    stage_groups: Sequence[np.ndarray],
+    label: np.ndarray,
+    image_scores: np.ndarray,
+    segment_probs: np.ndarray,
+    with_background: bool,
+    ignore_index: int = 255,
+) -> dict:
+    """The measures of one image.
+
+    Args:
+        stage_groups: per grouping stage, ``(H, W)`` group of every pixel
+            (the last: final segment index).
+        label: ``(H, W)`` class indices.
+        image_scores: ``[K_fg]`` whole-image similarity to each prompted
+            class.
+        segment_probs: ``[S, K_fg]`` class scores of the final segments.
+        with_background: class 0 is background (not prompted).
+
+    Returns:
+        dict: ``image_hit`` (bool), ``groups_used`` (list per stage),
+        ``segments`` (int) and per-segment lists ``purity``, ``fg_hit``,
+        ``bg_score``, ``fg_score``.
+    """
+    offset = 1 if with_background else 0
+    valid = label != ignore_index
+    present = set(np.unique(label[valid]).tolist()) - (
+        {0} if offset else set()
+    )
+    final = stage_groups[-1]
+    out = dict(
+        image_hit=int(np.argmax(image_scores)) + offset in present,
+        groups_used=[len(np.unique(g[valid])) for g in stage_groups],
+        purity=[],
+        fg_hit=[],
+        bg_score=[],
+        fg_score=[],
+    )
+    ids = np.unique(final[valid])
+    out['segments'] = len(ids)
+    for s in ids:
+        values, counts = np.unique(
+            label[(final == s) & valid], return_counts=True
+        )
+        majority = int(values[counts.argmax()])
+        out['purity'].append(counts.max() / counts.sum())
+        top = float(segment_probs[s].max())
+        if offset and majority == 0:
+            out['bg_score'].append(top)
+        else:
+            out['fg_score'].append(top)
+            out['fg_hit'].append(
+                int(segment_probs[s].argmax()) + offset == majority
+            )
+    return out
+
+
+def summarize(measures: Sequence[dict]) -> dict:
+    """Means over images (and over all their segments) of
+    :func:`image_measures` results."""
+
+    def mean(values):
+        return float(np.mean(values)) if len(values) else float('nan')
+
+    def pooled(key):
+        return [v for m in measures for v in m[key]]
+
+    return dict(
+        num_images=len(measures),
+        image_top1=mean([m['image_hit'] for m in measures]),
+        groups_used=np.mean(
+            np.array([m['groups_used'] for m in measures]), axis=0
+        ).tolist(),
+        segments_per_image=mean([m['segments'] for m in measures]),
+        purity=mean(pooled('purity')),
+        fg_segment_acc=mean(pooled('fg_hit')),
+        bg_segment_score=mean(pooled('bg_score')),
+        fg_segment_score=mean(pooled('fg_score')),
+    )
+
+
+@torch.no_grad()
+def segment_diagnostics(
+    model,
+    images: Sequence[str],
+    label_maps: Sequence[np.ndarray],
+    ignore_index: int = 255,
+) -> dict:
+    """The numbers of this module's docstring over ``images``.
+
+    Args:
+        model: from :func:`~.zero_shot.init_zero_shot_model` (its head's
+            classes in label order; with ``bg_thresh`` set, class 0 is
+            background and not prompted).
+        images: image paths.
+        label_maps: ``(H, W)`` int label maps of the images (class
+            indices, ``ignore_index`` ignored).
+
+    Returns:
+        :func:`summarize`'s dict.
+    """
+    if len(images) != len(label_maps) or not images:
+        raise ValueError(
+            f'{len(images)} images for {len(label_maps)} label maps: give '
+            'one label map per image, at least one'
+        )
+    head = model.decode_head
+    text = head.class_embeddings(
+        model.encode_text, model.text_weights_version()
+    )
+    scale = model.scale(model.logit_scale)
+    measures = []
+    for path, label in zip(images, label_maps, strict=True):
+        label = np.asarray(label)
+        feats = model.extract_feat(_prepare(model, path)['inputs'])
+        output = feats['output']
+        stage_groups = [
+            chain_assignments(
+                output.assignments[: i + 1],
+                output.hw_shape,
+                'soft',
+                label.shape[:2],
+            )[0]
+            .argmax(0)
+            .cpu()
+            .numpy()
+            for i in range(len(output.assignments))
+        ]
+        image = F.normalize(feats['image_embed'][0], dim=-1)
+        segments = F.normalize(feats['segment_embeds'][0], dim=-1)
+        text = text.to(image.dtype)
+        measures.append(
+            image_measures(
+                stage_groups,
+                label,
+                (image @ text.t()).float().cpu().numpy(),
+                (scale * segments @ text.t())
+                .softmax(-1)
+                .float()
+                .cpu()
+                .numpy(),
+                head.with_background,
+                ignore_index,
+            )
+        )
+    return summarize(measures)
+
+
+def folder_split(img_dir: str, ann_dir: str, img_suffix='.jpg'):
+    """Image paths and label maps of an MMSeg-layout folder pair (labels
+    ``NAME.png`` beside images ``NAME{img_suffix}``); a missing label
+    map is a FileNotFoundError naming it."""
+    import os
+    import os.path as osp
+
+    from PIL import Image
+
+    names = sorted(f for f in os.listdir(img_dir) if f.endswith(img_suffix))
+    if not names:
+        raise FileNotFoundError(f'no *{img_suffix} images in {img_dir}')
+    images, labels = [], []
+    for name in names:
+        ann = osp.join(ann_dir, name[: -len(img_suffix)] + '.png')
+        if not osp.isfile(ann):
+            raise FileNotFoundError(f'{ann}: label map of {name} missing')
+        images.append(osp.join(img_dir, name))
+        labels.append(np.array(Image.open(ann)))
+    return images, labels
