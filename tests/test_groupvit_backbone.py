@@ -82,6 +82,25 @@ def test_gumbel_noise_changes_training_assignments():
     assert not torch.equal(first['hard'], second['hard'])
 
 
+def test_without_gumbel_training_assignments_are_the_deterministic_argmax():
+    model = tiny_groupvit(gumbel=False).train()
+    assert all(
+        not stage.downsample.assign.gumbel
+        for stage in model.layers
+        if stage.downsample is not None
+    )
+    x = torch.randn(2, 3, 32, 32)
+    first, second = model(x), model(x)
+    for a, b in zip(first.assignments, second.assignments, strict=True):
+        torch.testing.assert_close(a['hard'], b['hard'])
+        expected = torch.nn.functional.one_hot(
+            a['soft'].argmax(dim=1), num_classes=a['soft'].shape[1]
+        ).transpose(1, 2)
+        torch.testing.assert_close(a['hard'], expected.float())
+    # GroupViT's default: noise wherever the assignment is hard
+    assert tiny_groupvit().layers[0].downsample.assign.gumbel
+
+
 def test_chained_assignments_trace_every_pixel_to_final_segments():
     model = tiny_groupvit().eval()
     with torch.no_grad():

@@ -70,3 +70,27 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
     for name in ('background', 'disc', 'crescent'):
         assert re.search(rf'\|\s+{name}\s+\|', log), name
     assert re.search(r'(Epoch|Iter)\(test\).*mIoU: [\d.]+', log)
+
+
+def test_the_two_synthetic_world_configs_differ_only_in_the_mixing():
+    from mmengine.config import Config
+
+    from tests.conftest import REPO_ROOT
+
+    mixing = ('mixer', 'restored_contrastive_loss', 'mixed_segmentation_loss')
+    configs = {}
+    for name in ('groupvit', 'mixreorg'):
+        cfg = Config.fromfile(
+            osp.join(
+                REPO_ROOT,
+                f'configs/synthetic_world/{name}_tiny_synthetic-world-64x64.py',
+            )
+        ).to_dict()
+        configs[name] = cfg
+    groupvit, mixreorg = configs['groupvit'], configs['mixreorg']
+    assert groupvit['model'].get('mixer') is None
+    assert mixreorg['model']['mixer']['type'] == 'MixReorgMixer'
+    for key in mixing:
+        groupvit['model'].pop(key, None)
+        mixreorg['model'].pop(key, None)
+    assert groupvit == mixreorg

@@ -33,12 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.backbones.groupvit import chain_assignments
-from .zero_shot import _prepare
+from .zero_shot import _prepare, stage_groups
 
 
 def image_measures(
-    stage_groups: Sequence[np.ndarray],
+    groups_per_stage: Sequence[np.ndarray],
     label: np.ndarray,
     image_scores: np.ndarray,
     segment_probs: np.ndarray,
@@ -48,7 +47,7 @@ def image_measures(
     """The measures of one image.
 
     Args:
-        stage_groups: per grouping stage, ``(H, W)`` group of every pixel
+        groups_per_stage: per grouping stage, ``(H, W)`` group of every pixel
             (the last: final segment index).
         label: ``(H, W)`` class indices.
         image_scores: ``[K_fg]`` whole-image similarity to each prompted
@@ -66,10 +65,10 @@ def image_measures(
     present = set(np.unique(label[valid]).tolist()) - (
         {0} if offset else set()
     )
-    final = stage_groups[-1]
+    final = groups_per_stage[-1]
     out = dict(
         image_hit=int(np.argmax(image_scores)) + offset in present,
-        groups_used=[len(np.unique(g[valid])) for g in stage_groups],
+        groups_used=[len(np.unique(g[valid])) for g in groups_per_stage],
         purity=[],
         fg_hit=[],
         bg_score=[],
@@ -153,24 +152,13 @@ def segment_diagnostics(
         label = np.asarray(label)
         feats = model.extract_feat(_prepare(model, path)['inputs'])
         output = feats['output']
-        stage_groups = [
-            chain_assignments(
-                output.assignments[: i + 1],
-                output.hw_shape,
-                'soft',
-                label.shape[:2],
-            )[0]
-            .argmax(0)
-            .cpu()
-            .numpy()
-            for i in range(len(output.assignments))
-        ]
+        groups = stage_groups(output, label.shape[:2])
         image = F.normalize(feats['image_embed'][0], dim=-1)
         segments = F.normalize(feats['segment_embeds'][0], dim=-1)
         text = text.to(image.dtype)
         measures.append(
             image_measures(
-                stage_groups,
+                groups,
                 label,
                 (image @ text.t()).float().cpu().numpy(),
                 (scale * segments @ text.t())

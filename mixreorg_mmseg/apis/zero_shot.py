@@ -118,6 +118,25 @@ def zero_shot_predict(model, image):
     return inference_model(model, image)
 
 
+def stage_groups(output, size: tuple[int, int]) -> list[np.ndarray]:
+    """Per grouping stage, the ``(H, W)`` int group of every pixel: the
+    soft assignments chained up to that stage (as the zero-shot head
+    chains them), resized to ``size``, argmax. ``output``: the backbone's
+    (first image of the batch)."""
+    return [
+        chain_assignments(
+            output.assignments[: i + 1],
+            output.hw_shape,
+            'soft',
+            out_size=size,
+        )[0]
+        .argmax(0)
+        .cpu()
+        .numpy()
+        for i in range(len(output.assignments))
+    ]
+
+
 @torch.no_grad()
 def zero_shot_groups(model, image) -> tuple[list[np.ndarray], np.ndarray]:
     """What the model grouped at each stage, and its class mask, from one
@@ -138,19 +157,7 @@ def zero_shot_groups(model, image) -> tuple[list[np.ndarray], np.ndarray]:
     meta = samples[0].metainfo
     ori_shape = tuple(meta['ori_shape'][:2])
     feats = model.extract_feat(inputs)
-    output = feats['output']
-    groups = [
-        chain_assignments(
-            output.assignments[: i + 1],
-            output.hw_shape,
-            'soft',
-            out_size=ori_shape,
-        )[0]
-        .argmax(0)
-        .cpu()
-        .numpy()
-        for i in range(len(output.assignments))
-    ]
+    groups = stage_groups(feats['output'], ori_shape)
     logits = model.encode_decode(inputs, [meta])
     result = model.postprocess_result(logits, samples)[0]
     mask = result.pred_sem_seg.data[0].cpu().numpy()

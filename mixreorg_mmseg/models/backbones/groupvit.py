@@ -256,6 +256,10 @@ class GroupViT(BaseModule):
         drop_path_rate: stochastic depth, rising linearly over all layers.
         hard_assignment: one-hot (straight-through) assignment with Gumbel
             noise while training; False keeps soft assignments.
+        gumbel: Gumbel noise on the assignment logits while training.
+            None: as ``hard_assignment`` (GroupViT's setting: both on).
+            ``hard_assignment=True, gumbel=False`` assigns every token to
+            its most likely group deterministically (straight-through).
         gumbel_tau: Gumbel softmax temperature.
         assign_eps: see :class:`~.grouping_block.GroupAssignment`.
         with_cp: gradient checkpointing of the transformer layers.
@@ -283,6 +287,7 @@ class GroupViT(BaseModule):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         hard_assignment: bool = True,
+        gumbel: bool | None = None,
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         with_cp: bool = False,
@@ -340,7 +345,7 @@ class GroupViT(BaseModule):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         grouping_cfg = dict(
             hard=hard_assignment,
-            gumbel=hard_assignment,
+            gumbel=hard_assignment if gumbel is None else gumbel,
             gumbel_tau=gumbel_tau,
             assign_eps=assign_eps,
         )

@@ -1,0 +1,470 @@
+"""MixReorg against GroupViT on the synthetic world: seeds and ablations.
+
+Issue 8's study. Every run trains one config of ``configs/synthetic_world``
+with ``tools/train.py`` (same world, same schedule, so the same samples
+seen; the wall time of each run is measured), validates zero-shot on the
+world's ``seen`` split during training (the log's mIoU curve), then tests
+the final checkpoint zero-shot with ``tools/test.py`` on the ``unseen``
+split (held-out object pairs). The tables give mean and spread over seeds;
+the plot shows loss and validation mIoU against iterations::
+
+    python tools/misc/make_synthetic_world.py data/synthetic_world
+    python tools/benchmark/synthetic_world_study.py \\
+        [--world data/synthetic_world] [--seeds 0 1 2] \\
+        [--runs groupvit mixreorg] [--ablation-seeds 0] \\
+        [--work-dir work_dirs/synthetic_world_study] \\
+        [--plot docs/figures/synthetic_world_curves.png] [--out FILE] \\
+        [--cfg-options train_cfg.max_epochs=2]
+
+``--runs`` picks from :data:`RUNS` (the two methods and the ablations of
+the paper's Table 5 kind); ``--ablation-seeds`` are the seeds of the
+ablation runs (the methods use ``--seeds``). A run whose work dir already
+holds its results (``result.json``) is not trained again (``--rerun``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _common import (  # noqa: E402
+    REPO_ROOT,
+    add_out_argument,
+    markdown_table,
+    report,
+)
+
+GROUPVIT = 'configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py'
+MIXREORG = 'configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py'
+#: name -> (config, cfg options, description). The ablations change one
+#: thing of the MixReorg config each.
+RUNS = {
+    'groupvit': (GROUPVIT, [], 'GroupViT (mixing off)'),
+    'mixreorg': (MIXREORG, [], 'MixReorg (default)'),
+    'raw_mixing': (
+        MIXREORG,
+        ['model.mixer.mix_layer=0'],
+        'mixing of raw patches (no context)',
+    ),
+    'no_restored_loss': (
+        MIXREORG,
+        ['model.restored_contrastive_loss.loss_weight=0.0'],
+        'without the restored-feature loss',
+    ),
+    'no_original_loss': (
+        MIXREORG,
+        [
+            'model.contrastive_loss.loss_weight=0.0',
+            'model.multi_label_loss.loss_weight=0.0',
+        ],
+        'without the original-feature losses',
+    ),
+    'no_mixed_seg_loss': (
+        MIXREORG,
+        ['model.mixed_segmentation_loss.loss_weight=0.0'],
+        'without the mixed-image segmentation loss',
+    ),
+    'group_size_4': (
+        MIXREORG,
+        ['model.mixer.group_size=4'],
+        'mixing group of 4 images',
+    ),
+    'unit_2': (
+        MIXREORG,
+        ['model.mixer.unit=2'],
+        'mixing units of 2x2 patches',
+    ),
+    'mix_layer_1': (
+        MIXREORG,
+        ['model.mixer.mix_layer=1'],
+        'mixing after 1 stage-1 layer',
+    ),
+}
+METHODS = ('groupvit', 'mixreorg')
+
+
+def world_options(world: str) -> list[str]:
+    """``--cfg-options`` that point every loader of a config at
+    ``world``."""
+    return [
+        f'train_dataloader.dataset.data_root={world}',
+        f'val_dataloader.dataset.data_root={world}',
+        f'test_dataloader.dataset.data_root={world}',
+    ]
+
+
+def parse_scalars(path: str) -> tuple[list, list]:
+    """``(train, val)`` records of an MMEngine ``scalars.json``: train
+    records are ``(step, loss)``, val records ``(step, mIoU)``."""
+    train, val = [], []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            record = json.loads(line)
+            if 'mIoU' in record:
+                val.append((int(record['step']), float(record['mIoU'])))
+            elif 'loss' in record:
+                train.append((int(record['step']), float(record['loss'])))
+    return train, val
+
+
+def test_miou(output: str) -> float:
+    """The mIoU that ``tools/test.py`` logs last (``Epoch(test)`` /
+    ``Iter(test)`` line)."""
+    found = re.findall(r'\((?:test)\).*?mIoU: ([0-9.]+)', output)
+    if not found:
+        raise RuntimeError(
+            'tools/test.py printed no mIoU; its output ends with:\n'
+            + output[-2000:]
+        )
+    return float(found[-1])
+
+
+def _run(cmd: list[str], log: str) -> str:
+    """Run ``cmd`` in the repository root, output to ``log``; raise with
+    the log's tail when it fails."""
+    with open(log, 'w', encoding='utf-8') as f:
+        proc = subprocess.run(
+            cmd, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT
+        )
+    with open(log, encoding='utf-8') as f:
+        text = f.read()
+    if proc.returncode:
+        raise RuntimeError(
+            f'{" ".join(cmd)} failed ({proc.returncode}); {log} ends:\n'
+            + text[-3000:]
+        )
+    return text
+
+
+def run_one(
+    name: str, seed: int, world: str, work_root: str, extra: list[str]
+) -> dict:
+    """Train and test one (run, seed); returns its result record (also
+    written to ``WORK/result.json``)."""
+    config = RUNS[name][0]
+    work_dir = osp.join(work_root, f'{name}_seed{seed}')
+    os.makedirs(work_dir, exist_ok=True)
+    options = run_options(name, seed, world, extra)
+    python = sys.executable
+    begin = time.perf_counter()
+    _run(
+        [
+            python,
+            'tools/train.py',
+            config,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *options,
+        ],
+        osp.join(work_dir, 'train.log'),
+    )
+    train_seconds = time.perf_counter() - begin
+    checkpoint = last_checkpoint(work_dir)
+    scalars = sorted(
+        osp.join(root, 'scalars.json')
+        for root, _, files in os.walk(work_dir)
+        if 'scalars.json' in files
+    )[-1]
+    train, val = parse_scalars(scalars)
+    result = dict(
+        name=name,
+        seed=seed,
+        train_seconds=train_seconds,
+        loss=train,
+        val_miou=val,
+    )
+    for split in ('seen', 'unseen'):
+        out = _run(
+            [
+                python,
+                'tools/test.py',
+                config,
+                checkpoint,
+                '--work-dir',
+                osp.join(work_dir, f'test_{split}'),
+                '--cfg-options',
+                *options,
+                f'test_dataloader.dataset.data_prefix.img_path=images/{split}',
+                'test_dataloader.dataset.data_prefix.seg_map_path='
+                f'annotations/{split}',
+            ],
+            osp.join(work_dir, f'test_{split}.log'),
+        )
+        result[f'{split}_miou'] = test_miou(out)
+    add_diagnostics(result, world, work_dir, extra)
+    print(
+        f'{name} seed {seed}: unseen {result["unseen_miou"]:.2f}, seen '
+        f'{result["seen_miou"]:.2f} mIoU, {train_seconds:.0f} s',
+        flush=True,
+    )
+    return result
+
+
+def run_options(name: str, seed: int, world: str, extra: list[str]):
+    """The ``--cfg-options`` of one (run, seed)."""
+    return [
+        *world_options(world),
+        f'randomness.seed={seed}',
+        *RUNS[name][1],
+        *extra,
+    ]
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint MMEngine saved last in ``work_dir``."""
+    with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as f:
+        return f.read().strip()
+
+
+def add_diagnostics(
+    result: dict, world: str, work_dir: str, extra: list[str]
+) -> dict:
+    """Add the segment diagnostics of the run's final checkpoint on the
+    ``unseen`` split (``tools/analysis_tools/segment_diagnostics.py``)
+    to ``result`` and write it to ``WORK/result.json``."""
+    if 'diagnostics' not in result:
+        out = osp.join(work_dir, 'diagnostics.json')
+        _run(
+            [
+                sys.executable,
+                'tools/analysis_tools/segment_diagnostics.py',
+                RUNS[result['name']][0],
+                last_checkpoint(work_dir),
+                '--img-dir',
+                osp.join(world, 'images', 'unseen'),
+                '--ann-dir',
+                osp.join(world, 'annotations', 'unseen'),
+                '--out-json',
+                out,
+                '--cfg-options',
+                *run_options(result['name'], result['seed'], world, extra),
+            ],
+            osp.join(work_dir, 'diagnostics.log'),
+        )
+        with open(out, encoding='utf-8') as f:
+            result['diagnostics'] = json.load(f)
+    with open(osp.join(work_dir, 'result.json'), 'w', encoding='utf-8') as f:
+        json.dump(result, f)
+    return result
+
+
+def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
+    """One row per run name: the seed-mean of each segment diagnostic."""
+    keys = (
+        'image_top1',
+        'segments_per_image',
+        'purity',
+        'fg_segment_acc',
+        'bg_segment_score',
+        'fg_segment_score',
+    )
+    rows = []
+    for name in names:
+        mine = [r['diagnostics'] for r in results if r['name'] == name]
+        if not mine:
+            continue
+        stage1 = statistics.mean(d['groups_used'][0] for d in mine)
+        rows.append(
+            [RUNS[name][2], f'{stage1:.2f}']
+            + [f'{statistics.mean(d[k] for d in mine):.3f}' for k in keys]
+        )
+    return rows
+
+
+def mean_spread(values: list[float]) -> str:
+    """``'mean ± std (min-max)'`` of ``values`` (std over seeds)."""
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    std = statistics.stdev(values)
+    return (
+        f'{statistics.mean(values):.1f} ± {std:.1f} '
+        f'({min(values):.1f}-{max(values):.1f})'
+    )
+
+
+def summary_rows(results: list[dict], names: list[str]) -> list[list]:
+    """One table row per run name: seeds, unseen and seen mIoU (mean ±
+    std, range), train minutes."""
+    rows = []
+    for name in names:
+        mine = [r for r in results if r['name'] == name]
+        if not mine:
+            continue
+        minutes = statistics.mean(r['train_seconds'] for r in mine) / 60
+        rows.append(
+            [
+                RUNS[name][2],
+                ' '.join(str(r['seed']) for r in mine),
+                mean_spread([r['unseen_miou'] for r in mine]),
+                mean_spread([r['seen_miou'] for r in mine]),
+                f'{minutes:.1f}',
+            ]
+        )
+    return rows
+
+
+def per_seed_rows(results: list[dict], a: str, b: str) -> list[list]:
+    """Seed by seed: unseen mIoU of ``a`` and ``b`` and their difference."""
+    by_seed = {}
+    for r in results:
+        if r['name'] in (a, b):
+            by_seed.setdefault(r['seed'], {})[r['name']] = r['unseen_miou']
+    rows = []
+    for seed, pair in sorted(by_seed.items()):
+        if a in pair and b in pair:
+            rows.append(
+                [
+                    seed,
+                    f'{pair[a]:.2f}',
+                    f'{pair[b]:.2f}',
+                    f'{pair[b] - pair[a]:+.2f}',
+                ]
+            )
+    return rows
+
+
+def plot_curves(results: list[dict], names: list[str], path: str) -> None:
+    """Loss and validation mIoU (``seen`` split) against iterations, one
+    line per (run, seed), one colour per run."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for i, name in enumerate(names):
+        colour = colours[i % len(colours)]
+        for j, r in enumerate(x for x in results if x['name'] == name):
+            label = RUNS[name][2] if j == 0 else None
+            if r['loss']:
+                steps, values = zip(*r['loss'], strict=True)
+                ax_loss.plot(steps, values, color=colour, lw=1, label=label)
+            if r['val_miou']:
+                steps, values = zip(*r['val_miou'], strict=True)
+                ax_miou.plot(
+                    steps, values, color=colour, marker='o', label=label
+                )
+    ax_loss.set(xlabel='iteration', ylabel='total training loss')
+    ax_miou.set(xlabel='iteration', ylabel='zero-shot mIoU, seen split (val)')
+    ax_miou.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--world', default='data/synthetic_world')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--runs', nargs='+', choices=sorted(RUNS), default=list(METHODS)
+    )
+    parser.add_argument(
+        '--ablation-seeds',
+        type=int,
+        nargs='+',
+        default=[0],
+        help='seeds of the runs that are not one of the two methods',
+    )
+    parser.add_argument(
+        '--work-dir', default='work_dirs/synthetic_world_study'
+    )
+    parser.add_argument('--plot', help='PNG of loss and mIoU curves')
+    parser.add_argument(
+        '--rerun', action='store_true', help='train runs that have results'
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='options added to every run (e.g. a shorter schedule)',
+    )
+    add_out_argument(parser)
+    args = parser.parse_args(argv)
+
+    world = osp.abspath(args.world)
+    if not osp.isfile(osp.join(world, 'world.json')):
+        raise FileNotFoundError(
+            f'{world}/world.json not found: write the world first with '
+            f'python tools/misc/make_synthetic_world.py {args.world}'
+        )
+    work_root = osp.abspath(args.work_dir)
+    results = []
+    for name in args.runs:
+        seeds = args.seeds if name in METHODS else args.ablation_seeds
+        for seed in seeds:
+            done = osp.join(work_root, f'{name}_seed{seed}', 'result.json')
+            if osp.isfile(done) and not args.rerun:
+                with open(done, encoding='utf-8') as f:
+                    result = json.load(f)
+                results.append(
+                    add_diagnostics(
+                        result, world, osp.dirname(done), args.cfg_options
+                    )
+                )
+                continue
+            results.append(
+                run_one(name, seed, world, work_root, args.cfg_options)
+            )
+
+    header = [
+        'run',
+        'seeds',
+        'unseen pairs mIoU',
+        'seen pairs mIoU',
+        'train min',
+    ]
+    text = (
+        'Zero-shot mIoU (%, background included) of the final checkpoint, '
+        'mean ± std over seeds (min-max)\n\n'
+        + markdown_table(header, summary_rows(results, args.runs))
+        + '\n'
+    )
+    text += (
+        '\nSegment diagnostics on the unseen pairs (seed mean; '
+        'tools/analysis_tools/segment_diagnostics.py)\n\n'
+        + markdown_table(
+            [
+                'run',
+                'stage-1 groups used',
+                'image top-1',
+                'segments / image',
+                'purity',
+                'fg segment acc',
+                'bg segment score',
+                'fg segment score',
+            ],
+            diagnostics_rows(results, args.runs),
+        )
+        + '\n'
+    )
+    pairs = per_seed_rows(results, 'groupvit', 'mixreorg')
+    if pairs:
+        text += (
+            '\nPer seed, unseen pairs\n\n'
+            + markdown_table(
+                ['seed', 'GroupViT', 'MixReorg', 'MixReorg - GroupViT'],
+                pairs,
+            )
+            + '\n'
+        )
+    if args.plot:
+        plot_curves(results, args.runs, args.plot)
+        text += f'\nCurves: {args.plot}\n'
+    report(text, args.out, __file__, argv)
+    return results
+
+
+if __name__ == '__main__':
+    main()
