@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -257,6 +258,18 @@ def add_diagnostics(
     return result
 
 
+def seed_mean(values: list[float]) -> str:
+    """Mean over the seeds that have a value (a seed whose model made no
+    segment of a kind has NaN there), ``'n/a'`` when none has."""
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
+        return 'n/a'
+    mean = statistics.mean(kept)
+    return f'{mean:.3f}' + (
+        f' ({len(kept)} seeds)' if len(kept) < len(values) else ''
+    )
+
+
 def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
     """One row per run name: the seed-mean of each segment diagnostic."""
     keys = (
@@ -275,7 +288,7 @@ def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
         stage1 = statistics.mean(d['groups_used'][0] for d in mine)
         rows.append(
             [RUNS[name][2], f'{stage1:.2f}']
-            + [f'{statistics.mean(d[k] for d in mine):.3f}' for k in keys]
+            + [seed_mean([d[k] for d in mine]) for k in keys]
         )
     return rows
 
