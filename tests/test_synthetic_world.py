@@ -200,6 +200,24 @@ def test_bad_world_arguments_name_the_argument():
         SyntheticWorld(background_prob=1.5)
 
 
+def test_colour_by_shape_gives_every_shape_its_own_colour():
+    world = SyntheticWorld(image_size=SIZE, colour_by_shape=1.0)
+    objects = [o for s in world.samples('train', 30) for o in s['objects']]
+    for obj in objects:
+        index = world.shapes.index(obj['shape'])
+        assert obj['colour'] == world.colours[index % len(world.colours)]
+    free = SyntheticWorld(image_size=SIZE)
+    colours = {
+        o['colour']
+        for s in free.samples('train', 30)
+        for o in s['objects']
+        if o['shape'] == 'disc'
+    }
+    assert len(colours) > 1
+    with pytest.raises(ValueError, match='colour_by_shape'):
+        SyntheticWorld(colour_by_shape=-0.1)
+
+
 @pytest.mark.parametrize('prob', [0.0, 1.0])
 def test_background_prob_decides_whether_captions_name_the_background(prob):
     world = SyntheticWorld(image_size=SIZE, background_prob=prob)

@@ -323,6 +323,9 @@ class SyntheticWorld:
         colour_prob: Chance that a caption names the colours (it always
             does when one shape comes in two colours).
         texture_prob: Chance that a caption names non-solid textures.
+        colour_by_shape: Chance that an object takes its shape's own
+            colour (shape ``i`` -> ``colours[i % len(colours)]``) instead
+            of a random one: 0 keeps colour and class independent.
         background_prob: Chance that a caption names the background
             ('... on a dark background'); None: as often as the sentence
             drawn happens to (4 of the 11 list sentences do).
@@ -345,6 +348,7 @@ class SyntheticWorld:
         colour_prob: float = 0.8,
         texture_prob: float = 0.5,
         background_prob: float | None = None,
+        colour_by_shape: float = 0.0,
         seed: int = 0,
     ) -> None:
         if image_size < 16:
@@ -385,6 +389,11 @@ class SyntheticWorld:
                 f'{background_prob}'
             )
         self.background_prob = background_prob
+        if not 0 <= colour_by_shape <= 1:
+            raise ValueError(
+                f'colour_by_shape must be in [0, 1], got {colour_by_shape}'
+            )
+        self.colour_by_shape = float(colour_by_shape)
         self.seed = int(seed)
         self.classes = ('background',) + self.shapes
         self.heldout_pairs = self._heldout(heldout_pairs, num_heldout)
@@ -556,6 +565,11 @@ class SyntheticWorld:
         label = np.zeros((size, size), dtype=np.uint8)
         for k, obj in enumerate(objects):
             colour = self.colours[int(rng.integers(len(self.colours)))]
+            if self.colour_by_shape and rng.random() < self.colour_by_shape:
+                # the shape's own colour: evidence of the class in every
+                # patch of the object, as texture is in photographs
+                index = self.shapes.index(obj['shape'])
+                colour = self.colours[index % len(self.colours)]
             texture = self.textures[int(rng.integers(len(self.textures)))]
             rgb = np.array(COLOURS[colour]) + rng.integers(-20, 21, size=3)
             rgb = np.clip(rgb, 0, 255)
@@ -674,6 +688,7 @@ class SyntheticWorld:
             colour_prob=self.colour_prob,
             texture_prob=self.texture_prob,
             background_prob=self.background_prob,
+            colour_by_shape=self.colour_by_shape,
             seed=self.seed,
         )
 

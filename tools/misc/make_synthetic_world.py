@@ -71,6 +71,11 @@ def main(argv=None):
         type=float,
         help='chance that a caption names the background',
     )
+    parser.add_argument(
+        '--colour-by-shape',
+        type=float,
+        help="chance that an object takes its shape's own colour",
+    )
     parser.add_argument('--num-heldout', type=int, help='held-out pairs')
     parser.add_argument('--samples-per-shard', type=int, default=1000)
     args = parser.parse_args(argv)
@@ -84,6 +89,7 @@ def main(argv=None):
             colour_prob=args.colour_prob,
             texture_prob=args.texture_prob,
             background_prob=args.background_prob,
+            colour_by_shape=args.colour_by_shape,
             num_heldout=args.num_heldout,
         ).items()
         if value is not None
