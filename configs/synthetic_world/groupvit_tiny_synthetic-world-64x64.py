@@ -90,19 +90,14 @@ val_dataloader = dict(
         test_mode=True,
     ),
 )
+# the same loader on the held-out pairs
 test_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    val_dataloader,
     dataset=dict(
-        type='FolderSegDataset',
-        data_root=world_root,
+        val_dataloader['dataset'],
         data_prefix=dict(
             img_path='images/unseen', seg_map_path='annotations/unseen'
         ),
-        pipeline=test_pipeline,
-        test_mode=True,
     ),
 )
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
