@@ -30,13 +30,13 @@ import io
 import json
 import math
 import os.path as osp
-import tarfile
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import webdataset as wds
 from mmengine.config import Config, DictAction
 from PIL import Image
 
@@ -52,21 +52,15 @@ def read_world(root: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     if not paths:
         raise FileNotFoundError(f'no shards under {root}/shards')
     images, targets = [], []
-    for path in paths:
-        members: dict[str, dict[str, bytes]] = {}
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                key, ext = member.name.rsplit('.', 1)
-                members.setdefault(key, {})[ext] = tar.extractfile(
-                    member
-                ).read()
-        for key, sample in sorted(members.items()):
-            if 'jpg' not in sample or 'json' not in sample:
-                raise KeyError(f'{path}: sample {key} lacks .jpg or .json')
-            image = Image.open(io.BytesIO(sample['jpg'])).convert('RGB')
-            images.append(np.asarray(image))
-            present = set(json.loads(sample['json'])['shapes'])
-            targets.append([s in present for s in shapes])
+    # webdataset groups each tar's members into samples by key
+    for sample in wds.WebDataset(paths, shardshuffle=False, empty_check=False):
+        where = f'{sample["__url__"]}: sample {sample["__key__"]}'
+        if 'jpg' not in sample or 'json' not in sample:
+            raise KeyError(f'{where} lacks .jpg or .json')
+        image = Image.open(io.BytesIO(sample['jpg'])).convert('RGB')
+        images.append(np.asarray(image))
+        present = set(json.loads(sample['json'])['shapes'])
+        targets.append([s in present for s in shapes])
     images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
     return images, torch.tensor(targets, dtype=torch.float32), shapes
 

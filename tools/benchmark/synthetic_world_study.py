@@ -119,7 +119,7 @@ def parse_scalars(path: str) -> tuple[list, list]:
 def test_miou(output: str) -> float:
     """The mIoU that ``tools/test.py`` logs last (``Epoch(test)`` /
     ``Iter(test)`` line)."""
-    found = re.findall(r'\((?:test)\).*?mIoU: ([0-9.]+)', output)
+    found = re.findall(r'\(test\).*?mIoU: ([0-9.]+)', output)
     if not found:
         raise RuntimeError(
             'tools/test.py printed no mIoU; its output ends with:\n'
