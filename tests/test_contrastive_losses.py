@@ -180,6 +180,79 @@ def test_multi_label_loss_without_valid_prompts_is_zero_with_graph():
     assert image.grad.abs().max() == 0
 
 
+def test_segment_max_pooling_with_one_segment_is_the_image_loss():
+    data = random_batch()
+    valid = torch.ones(6, 3, dtype=torch.bool)
+    valid[1, 2] = valid[4, 0] = False
+    image = MultiLabelContrastiveLoss()(
+        data['image'], data['prompts'], valid, SCALE
+    )
+    pooled = MultiLabelContrastiveLoss(pooling='max')(
+        data['image'][:, None], data['prompts'], valid, SCALE
+    )
+    torch.testing.assert_close(pooled, image)
+
+
+def test_segment_max_pooling_scores_each_prompt_with_the_best_segment():
+    # image b's segments: a random one and, for prompt k of image b, the
+    # prompt itself: the best segment of every own prompt is a perfect match
+    data = random_batch(num_prompts=2)
+    valid = torch.ones(6, 2, dtype=torch.bool)
+    prompts = data['prompts']
+    segments = torch.cat([data['image'][:, None], prompts], dim=1)
+    loss_fn = MultiLabelContrastiveLoss(pooling='max')
+    loss = loss_fn(segments, prompts, valid, SCALE)
+    # by hand: score(b, q) = max over b's segments of the cosine
+    cos = torch.einsum(
+        'bsc,qc->bsq',
+        F.normalize(segments, dim=-1),
+        F.normalize(prompts.reshape(-1, prompts.shape[-1]), dim=-1),
+    ).amax(dim=1)
+    owner = torch.arange(6).repeat_interleave(2)
+    targets = (owner[None] == torch.arange(6)[:, None]).double() / 2
+    image_side = -(targets * (SCALE * cos).log_softmax(-1)).sum(-1).mean()
+    text_side = F.cross_entropy(SCALE * cos.t(), owner)
+    torch.testing.assert_close(loss, (image_side + text_side) / 2)
+
+
+def test_segment_max_pooling_leaves_out_segments_without_patches():
+    data = random_batch(num_prompts=2)
+    valid = torch.ones(6, 2, dtype=torch.bool)
+    segments = torch.stack([data['image'], data['text']], dim=1)
+    loss_fn = MultiLabelContrastiveLoss(pooling='max')
+    first_only = torch.tensor([[True, False]] * 6)
+    with_mask = loss_fn(
+        segments, data['prompts'], valid, SCALE, segment_valid=first_only
+    )
+    alone = loss_fn(segments[:, :1], data['prompts'], valid, SCALE)
+    torch.testing.assert_close(with_mask, alone)
+    # a masked-out segment that matches every own prompt changes nothing
+    segments[:, 1] = data['prompts'][:, 0]
+    again = loss_fn(
+        segments, data['prompts'], valid, SCALE, segment_valid=first_only
+    )
+    torch.testing.assert_close(again, with_mask)
+
+
+def test_segment_pooling_checks_its_inputs():
+    data = random_batch()
+    valid = torch.ones(6, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r'\[B, S, C\]'):
+        MultiLabelContrastiveLoss(pooling='max')(
+            data['image'], data['prompts'], valid, SCALE
+        )
+    with pytest.raises(ValueError, match='segment_valid'):
+        MultiLabelContrastiveLoss(pooling='max')(
+            data['image'][:, None],
+            data['prompts'],
+            valid,
+            SCALE,
+            segment_valid=torch.ones(6, 2, dtype=torch.bool),
+        )
+    with pytest.raises(ValueError, match='pooling'):
+        MultiLabelContrastiveLoss(pooling='mean')
+
+
 def test_bad_loss_inputs_raise_naming_the_argument():
     data = random_batch()
     clip, multi = ImageTextContrastiveLoss(), MultiLabelContrastiveLoss()

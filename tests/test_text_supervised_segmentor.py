@@ -107,6 +107,46 @@ def test_without_multi_label_loss_only_the_contrastive_loss_is_trained(
     assert not hasattr(model, 'multi_label_logit_scale')
 
 
+def test_segment_pooled_multi_label_loss_and_group_usage_train_the_grouping(
+    tmp_path, toy_captions_root
+):
+    model = build(
+        tiny_model_cfg(
+            tmp_path,
+            toy_captions_root,
+            multi_label_loss=dict(
+                type='MultiLabelContrastiveLoss', pooling='max'
+            ),
+            group_usage_loss=dict(type='GroupUsageLoss', loss_weight=1.0),
+        )
+    ).train()
+    losses = model(*batch(), mode='loss')
+    assert {'loss_multi_label', 'loss_group_usage'} <= set(losses)
+    assert 0 <= losses['loss_group_usage'].item() <= 1
+    losses['loss_multi_label'].backward()
+    # scoring segments reaches the grouping's assignment projections
+    assign = model.backbone.layers[0].downsample.assign
+    assert assign.k_proj.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    model(*batch(), mode='loss')['loss_group_usage'].backward()
+    assert assign.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_segments_owning_patches_follow_the_chained_hard_assignment(
+    tmp_path, toy_captions_root
+):
+    model = build(tiny_model_cfg(tmp_path, toy_captions_root)).eval()
+    with torch.no_grad():
+        output = model(batch()[0], mode='tensor')['output']
+    owned = model.segments_owning_patches(output)
+    from mixreorg_mmseg.models.backbones import chain_assignments
+
+    maps = chain_assignments(output.assignments, output.hw_shape, 'hard')
+    expected = maps.flatten(2).sum(dim=2) > 0
+    assert torch.equal(owned, expected)
+    assert owned.any(dim=1).all()
+
+
 def test_the_logit_scale_is_clamped(tmp_path, toy_captions_root):
     model = build(tiny_model_cfg(tmp_path, toy_captions_root))
     with torch.no_grad():

@@ -118,6 +118,27 @@ def test_the_threshold_falls_to_the_best_segment_score():
     assert mask.tolist() == [[1, 1, 0, 0]] * 2 + [[0, 0, 0, 0]] * 2
 
 
+def test_cosine_rule_sends_a_segment_far_from_every_class_to_background():
+    # segment 1 is far from every class (cosine 0.3 with "dog", 0 with the
+    # others) yet the softmax at scale 100 makes it a certain dog; the
+    # cosine rule marks it background, the probability rule does not
+    feats = fake_feats(
+        [unit(1, 0, 0, 0), unit(0, 0.3, 0, 1), unit(0, 0, 1, 0)],
+        unit(1, 1, 1, 0),
+        FakeText(['cat', 'dog', 'bird']),
+    )
+    by_probability = ZeroShotGroupHead(class_names=CLASSES, bg_thresh=0.9)
+    by_cosine = ZeroShotGroupHead(
+        class_names=CLASSES, bg_thresh=0.5, bg_score='cosine'
+    )
+    assert by_probability.predict(feats, METAS).argmax(1)[0].tolist() == (
+        [[1, 1, 2, 2]] * 2 + [[3, 3, 3, 3]] * 2
+    )
+    assert by_cosine.predict(feats, METAS).argmax(1)[0].tolist() == (
+        [[1, 1, 0, 0]] * 2 + [[3, 3, 3, 3]] * 2
+    )
+
+
 def test_without_background_every_class_is_prompted_and_scored():
     head = ZeroShotGroupHead(class_names=('cat', 'dog', 'bird'))
     text = FakeText(['cat', 'dog', 'bird'])
@@ -229,6 +250,7 @@ def test_without_class_names_predict_says_how_to_set_them():
     [
         (dict(bg_thresh=1.5), ValueError, 'bg_thresh'),
         (dict(topk_classes=0), ValueError, 'topk_classes'),
+        (dict(bg_score='logit'), ValueError, 'bg_score'),
         (dict(templates='nope'), KeyError, 'nope'),
         (dict(templates=['no field']), ValueError, 'templates'),
         (dict(class_names=['cat', 'cat']), ValueError, 'cat'),

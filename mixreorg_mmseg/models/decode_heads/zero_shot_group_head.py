@@ -26,6 +26,12 @@ class) and ``m`` the best score of any segment of the image (crop, in slide
 mode) for any class. Pixel ``x`` is background when
 ``p(x) < min(bg_thresh, m)``; taking the minimum with ``m`` keeps the image's
 most confident segment foreground even when no score reaches the threshold.
+The score is GroupViT's class probability (``bg_score='probability'``) or,
+our option, the cosine similarity of the segment with the class prompt
+(``bg_score='cosine'``): a softmax over the classes hides how far a segment
+is from every class, so a background segment that is a little closer to one
+class than to the others gets as high a probability as an object
+(measured on the synthetic world, docs/benchmarks.md).
 The output's background channel is 1 on background pixels and 0 elsewhere,
 the foreground channels hold the scores (in ``[0, 1]``), so ``argmax`` over
 the channels is the predicted class.
@@ -108,6 +114,9 @@ class ZeroShotGroupHead(BaseModule):
             A number in ``[0, 1]``: class 0 is background, decided by the
             threshold rule of the module docstring (GroupViT: VOC 0.95,
             COCO-Object 0.95, PASCAL Context 0.35).
+        bg_score: what ``bg_thresh`` is compared with: ``'probability'``
+            (GroupViT) or ``'cosine'`` (the segment's cosine similarity
+            with the class prompt, in ``[-1, 1]``).
         topk_classes: GroupViT restricts each segment's classes to the
             ``topk_classes`` best classes of the whole-image embedding
             (softmax over the restricted set, times the unrestricted
@@ -127,6 +136,7 @@ class ZeroShotGroupHead(BaseModule):
         prompt_names: Mapping[str, str] | None = None,
         templates: Templates = 'simple',
         bg_thresh: float | None = None,
+        bg_score: str = 'probability',
         topk_classes: int | None = 5,
         text_batch_size: int = 256,
         align_corners: bool = False,
@@ -137,6 +147,11 @@ class ZeroShotGroupHead(BaseModule):
             raise ValueError(
                 f'decode_head.bg_thresh={bg_thresh} must be in [0, 1] '
                 '(or None: no background class)'
+            )
+        if bg_score not in ('probability', 'cosine'):
+            raise ValueError(
+                f"decode_head.bg_score must be 'probability' or 'cosine', "
+                f'got {bg_score!r}'
             )
         if topk_classes is not None and topk_classes < 1:
             raise ValueError(
@@ -155,6 +170,7 @@ class ZeroShotGroupHead(BaseModule):
         fill_templates(['x'], templates)
         self.templates = templates
         self.bg_thresh = bg_thresh
+        self.bg_score = bg_score
         self.topk_classes = topk_classes
         self.text_batch_size = text_batch_size
         self.align_corners = align_corners
@@ -361,13 +377,18 @@ class ZeroShotGroupHead(BaseModule):
         return maps.argmax(dim=1)
 
     def class_logits(
-        self, segment_index: torch.Tensor, scores: torch.Tensor
+        self,
+        segment_index: torch.Tensor,
+        scores: torch.Tensor,
+        rule_scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-pixel logits ``[B, K, H, W]`` whose argmax is the class.
 
         Args:
             segment_index: ``[B, H, W]`` final segment of each pixel.
             scores: ``[B, S, K_fg]`` from :meth:`segment_class_scores`.
+            rule_scores: ``[B, S, K_fg]`` the background rule compares
+                with ``bg_thresh`` (None: ``scores``).
 
         Returns:
             Foreground channels: the pixel's segment's scores. With a
@@ -382,8 +403,13 @@ class ZeroShotGroupHead(BaseModule):
             return pixel
         # GroupViT: the threshold is lowered to the image's best score, so
         # its most confident segment always stays foreground
-        thresh = scores.flatten(1).max(dim=1).values.clamp(max=self.bg_thresh)
-        background = pixel.max(dim=1).values < thresh.view(b, 1, 1)
+        if rule_scores is None:
+            rule_scores = scores
+        best = rule_scores.max(dim=2).values  # [B, S]
+        thresh = best.max(dim=1).values.clamp(max=self.bg_thresh)
+        background = best.gather(1, segment_index.view(b, h * w)).view(
+            b, h, w
+        ) < thresh.view(b, 1, 1)
         return torch.cat([background.unsqueeze(1).to(pixel.dtype), pixel], 1)
 
     # -- MMSeg's interface --------------------------------------------------
@@ -400,8 +426,14 @@ class ZeroShotGroupHead(BaseModule):
             text.to(feats['segment_embeds'].device),
             feats['logit_scale'],
         )
+        rule_scores = None
+        if self.with_background and self.bg_score == 'cosine':
+            rule_scores = (
+                F.normalize(feats['segment_embeds'], dim=-1)
+                @ text.to(feats['segment_embeds']).t()
+            )
         segment_index = self.pixel_segments(feats['output'], size)
-        return self.class_logits(segment_index, scores)
+        return self.class_logits(segment_index, scores, rule_scores)
 
     def predict(
         self, feats: dict, batch_img_metas: list[dict], test_cfg=None

@@ -16,6 +16,15 @@ What differs from :class:`.ImageTextContrastiveLoss` (CLIP's InfoNCE):
   over the rows of the *global* batch (counted from the gathered ``valid``
   masks), not over the local ones.
 
+**Segment pooling** (``pooling='max'``, our option; GroupViT scores the
+pooled image embedding): the image side is the final segments ``[B, S, C]``
+and an image's score for a prompt is its best segment's,
+``max_s I_{b,s} . P_q`` (segments that own no patch are left out). A noun
+is then matched by one segment and an image without the noun must keep
+every segment away from it: a multiple-instance reading of the caption's
+nouns, which trains exactly what zero-shot inference scores (segments
+against class prompts).
+
 Distributed training works as for :class:`.ImageTextContrastiveLoss`: the
 embeddings are gathered with gradient (open_clip's ``gather_features``, the
 gather of its ``ClipLoss``), the local rows are scored against the gathered
@@ -43,6 +52,19 @@ def _all_gather_mask(mask: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(mask.to(torch.uint8).contiguous())).bool()
 
 
+def _best_segment(
+    segments: torch.Tensor, segment_valid: torch.Tensor, texts: torch.Tensor
+) -> torch.Tensor:
+    """``[B, S, C]`` segments (``[B, S]`` valid) and ``[P, C]`` texts ->
+    ``[B, P]``: each image's best valid segment score for each text."""
+    scores = torch.einsum('bsc,pc->bsp', segments, texts)
+    scores = scores.masked_fill(
+        ~segment_valid.to(scores.device)[..., None],
+        torch.finfo(scores.dtype).min,
+    )
+    return scores.max(dim=1).values
+
+
 @MODELS.register_module()
 class MultiLabelContrastiveLoss(NamedLoss):
     """Contrastive loss between images and the noun prompts of their
@@ -63,12 +85,31 @@ class MultiLabelContrastiveLoss(NamedLoss):
         loss_weight: Factor on the loss.
         loss_name: Key of the loss in the losses dict (must start with
             ``loss_``).
+        pooling: ``'image'``: ``I_b`` is the image embedding ``[B, C]``
+            (GroupViT); ``'max'``: ``I_b . P_q`` is the best of the image's
+            segments, ``image_embeds`` is ``[B, S, C]``.
     """
 
+    POOLINGS = ('image', 'max')
+
     def __init__(
-        self, loss_weight: float = 1.0, loss_name: str = 'loss_multi_label'
+        self,
+        loss_weight: float = 1.0,
+        loss_name: str = 'loss_multi_label',
+        pooling: str = 'image',
     ):
         super().__init__(loss_weight, loss_name)
+        if pooling not in self.POOLINGS:
+            raise ValueError(
+                f'MultiLabelContrastiveLoss.pooling must be one of '
+                f'{self.POOLINGS}, got {pooling!r}'
+            )
+        self.pooling = pooling
+
+    @property
+    def uses_segments(self) -> bool:
+        """Whether ``forward`` takes segments ``[B, S, C]``."""
+        return self.pooling == 'max'
 
     def forward(
         self,
@@ -76,26 +117,43 @@ class MultiLabelContrastiveLoss(NamedLoss):
         prompt_embeds: torch.Tensor,
         valid: torch.Tensor,
         logit_scale: torch.Tensor | float,
+        segment_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of B images and their K prompts on this rank.
 
         Args:
-            image_embeds: ``[B, C]``.
+            image_embeds: ``[B, C]``; ``[B, S, C]`` segments with
+                ``pooling='max'``.
             prompt_embeds: ``[B, K, C]``; prompt ``k`` of image ``b``.
                 Padding prompts may hold any finite values (zeros).
             valid: ``BoolTensor [B, K]``, False at padding prompts.
             logit_scale: Scalar ``s`` (already exponentiated and clamped).
+            segment_valid: ``BoolTensor [B, S]`` (``pooling='max'``): the
+                segments that own patches; None: all of them.
 
         Returns:
             Scalar loss; 0 (with a graph) when no prompt of the global batch
             is valid.
         """
-        if image_embeds.dim() != 2:
+        want = 3 if self.uses_segments else 2
+        if image_embeds.dim() != want:
             raise ValueError(
-                'image_embeds must be [B, C], got shape '
+                f'image_embeds must be {["[B, C]", "[B, S, C]"][want - 2]} '
+                f'with pooling={self.pooling!r}, got shape '
                 f'{tuple(image_embeds.shape)}'
             )
-        batch, channels = image_embeds.shape
+        batch, channels = image_embeds.shape[0], image_embeds.shape[-1]
+        if self.uses_segments:
+            if segment_valid is None:
+                segment_valid = image_embeds.new_ones(
+                    image_embeds.shape[:2], dtype=torch.bool
+                )
+            if segment_valid.shape != image_embeds.shape[:2]:
+                raise ValueError(
+                    f'segment_valid must be [B, S] = '
+                    f'{tuple(image_embeds.shape[:2])}, got '
+                    f'{tuple(segment_valid.shape)}'
+                )
         if prompt_embeds.dim() != 3 or (
             prompt_embeds.shape[0],
             prompt_embeds.shape[2],
@@ -132,8 +190,11 @@ class MultiLabelContrastiveLoss(NamedLoss):
                 world_size=world_size,
             )
             all_valid = _all_gather_mask(valid_flat)
+            if self.uses_segments:
+                all_segment_valid = _all_gather_mask(segment_valid)
         else:
             all_images, all_prompts, all_valid = images, prompts, valid_flat
+            all_segment_valid = segment_valid
 
         # global index of the image each prompt belongs to: [W * B * K]
         owner = torch.arange(world_size * batch, device=device)
@@ -145,7 +206,12 @@ class MultiLabelContrastiveLoss(NamedLoss):
 
         # image side: [B, W * B * K], padding columns masked out; the
         # finite fill keeps rows finite when no column is valid
-        logits = logit_scale * images @ all_prompts.t()
+        if self.uses_segments:
+            logits = logit_scale * _best_segment(
+                images, segment_valid, all_prompts
+            )
+        else:
+            logits = logit_scale * images @ all_prompts.t()
         logits = logits.masked_fill(
             ~all_valid[None], torch.finfo(logits.dtype).min
         )
@@ -155,7 +221,13 @@ class MultiLabelContrastiveLoss(NamedLoss):
         image_sum = -(targets * logits.log_softmax(-1)).sum()
 
         # text side: [B * K, W * B], padding rows weighted 0
-        logits = logit_scale * prompts @ all_images.t()
+        if self.uses_segments:
+            logits = (
+                logit_scale
+                * _best_segment(all_images, all_segment_valid, prompts).t()
+            )
+        else:
+            logits = logit_scale * prompts @ all_images.t()
         text_rows = F.cross_entropy(logits, local_owner, reduction='none')
         text_sum = (text_rows * valid_flat.to(text_rows.dtype)).sum()
 

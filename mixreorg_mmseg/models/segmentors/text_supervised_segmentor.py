@@ -99,6 +99,8 @@ class TextSupervisedSegmentor(EncoderDecoder):
         seg_assignment: ``'hard'`` or ``'soft'`` chained assignment for
             the segmentation loss (hard: what the grouping used, with the
             straight-through gradient).
+        group_usage_loss: a term on the grouping assignments of the
+            (original) images (``GroupUsageLoss``), or None.
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
@@ -123,6 +125,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
         restored_contrastive_loss: OptConfigType = None,
         mixed_segmentation_loss: OptConfigType = None,
         seg_assignment: str = 'hard',
+        group_usage_loss: OptConfigType = None,
         decode_head: OptConfigType = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
@@ -197,6 +200,11 @@ class TextSupervisedSegmentor(EncoderDecoder):
             restored_contrastive_loss,
             mixed_segmentation_loss,
             seg_assignment,
+        )
+        self.group_usage_loss = (
+            None
+            if group_usage_loss is None
+            else MODELS.build(group_usage_loss)
         )
         self.decode_head = None
         self.align_corners = False
@@ -382,21 +390,26 @@ class TextSupervisedSegmentor(EncoderDecoder):
             branches = self.mixer(self.backbone, inputs)
             original = branches.original
             batch = original.image_embed.shape[0]
+            parts = [
+                original.image_embed,
+                branches.restored.image_embed,
+                branches.mixed.segment_tokens.flatten(0, 1),
+            ]
+            if self._multi_label_on_segments:
+                parts.append(original.segment_tokens.flatten(0, 1))
             # one projector pass: BatchNorm sees all that is projected
-            projected = self.image_projector(
-                torch.cat(
-                    [
-                        original.image_embed,
-                        branches.restored.image_embed,
-                        branches.mixed.segment_tokens.flatten(0, 1),
-                    ]
-                )
-            )
+            projected = self.image_projector(torch.cat(parts))
             image_embed = projected[:batch]
             restored_embed = projected[batch : 2 * batch]
-            mixed_segments = projected[2 * batch :].view(
+            num_mixed = branches.mixed.segment_tokens.shape[1]
+            end_mixed = 2 * batch + batch * num_mixed
+            mixed_segments = projected[2 * batch : end_mixed].view(
+                batch, num_mixed, -1
+            )
+            segment_embeds = projected[end_mixed:].view(
                 batch, -1, projected.shape[-1]
             )
+            output = original
             losses.update(
                 self._mixing_losses(
                     branches,
@@ -407,20 +420,62 @@ class TextSupervisedSegmentor(EncoderDecoder):
                 )
             )
         else:
-            image_embed = self.encode_image(inputs)['image_embed']
+            encoded = self.encode_image(inputs)
+            image_embed = encoded['image_embed']
+            segment_embeds = encoded['segment_embeds']
+            output = encoded['output']
 
         losses[self.contrastive_loss.loss_name] = self.contrastive_loss(
             image_embed, caption_embed, logit_scale
         )
+        if self.group_usage_loss is not None:
+            losses[self.group_usage_loss.loss_name] = self.group_usage_loss(
+                output.assignments
+            )
         if self.multi_label_loss is not None:
             scale_param = self.multi_label_logit_scale
             ml_scale = self.scale(
                 self.logit_scale if scale_param is None else scale_param
             )
-            losses[self.multi_label_loss.loss_name] = self.multi_label_loss(
-                image_embed, prompt_embeds, valid, ml_scale
-            )
+            if self._multi_label_on_segments:
+                losses[self.multi_label_loss.loss_name] = (
+                    self.multi_label_loss(
+                        segment_embeds,
+                        prompt_embeds,
+                        valid,
+                        ml_scale,
+                        segment_valid=self.segments_owning_patches(output),
+                    )
+                )
+            else:
+                losses[self.multi_label_loss.loss_name] = (
+                    self.multi_label_loss(
+                        image_embed, prompt_embeds, valid, ml_scale
+                    )
+                )
         return losses
+
+    @property
+    def _multi_label_on_segments(self) -> bool:
+        """Whether the multi-label loss scores segments (its
+        ``pooling='max'``) rather than the pooled image embedding."""
+        loss = self.multi_label_loss
+        return loss is not None and getattr(loss, 'uses_segments', False)
+
+    @staticmethod
+    def segments_owning_patches(output) -> torch.Tensor:
+        """``BoolTensor [B, S]``: the final segments that the chained hard
+        assignments give at least one patch."""
+        with torch.no_grad():
+            owner = chain_assignments(
+                output.assignments, output.hw_shape, kind='hard'
+            ).flatten(2)
+            index = owner.argmax(dim=1)  # [B, N]
+            owned = torch.zeros(
+                owner.shape[:2], dtype=torch.bool, device=owner.device
+            )
+            owned.scatter_(1, index, True)
+        return owned
 
     def _mixing_losses(
         self,
