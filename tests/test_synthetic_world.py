@@ -202,11 +202,15 @@ def test_bad_world_arguments_name_the_argument():
 
 def test_colour_by_shape_gives_every_shape_its_own_colour():
     world = SyntheticWorld(image_size=SIZE, colour_by_shape=1.0)
+    # the default world: one colour per shape, no two shapes alike
+    default = SyntheticWorld()
+    assert default.colour_by_shape == 1.0
+    assert len(default.colours) == len(default.shapes)
     objects = [o for s in world.samples('train', 30) for o in s['objects']]
     for obj in objects:
         index = world.shapes.index(obj['shape'])
         assert obj['colour'] == world.colours[index % len(world.colours)]
-    free = SyntheticWorld(image_size=SIZE)
+    free = SyntheticWorld(image_size=SIZE, colour_by_shape=0.0)
     colours = {
         o['colour']
         for s in free.samples('train', 30)

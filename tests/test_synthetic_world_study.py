@@ -64,6 +64,18 @@ def test_scalars_and_test_logs_are_parsed(study, tmp_path):
         study.test_miou('Epoch(val) mIoU: 3.0')
 
 
+def test_the_best_validated_checkpoint_is_tested(study, tmp_path):
+    (tmp_path / 'epoch_8.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_8.pth'))
+    assert study.selected_checkpoint(str(tmp_path)) == str(
+        tmp_path / 'epoch_8.pth'
+    )
+    (tmp_path / 'best_mIoU_epoch_6.pth').write_bytes(b'')
+    assert study.selected_checkpoint(str(tmp_path)) == str(
+        tmp_path / 'best_mIoU_epoch_6.pth'
+    )
+
+
 def test_tables_give_mean_spread_and_per_seed_differences(study):
     results = [
         result('groupvit', 0, 8.0, 9.0),

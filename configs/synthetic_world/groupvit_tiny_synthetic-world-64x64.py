@@ -31,12 +31,22 @@ model = dict(
     # (Xiao et al. 2021): the largest single gain in learning speed here
     backbone=dict(stem_channels=(16, 32, 64)),
     noun_prompts=dict(max_nouns=3, templates='simple', vocabulary=shapes),
+    # each noun is scored by the image's best segment (not by the pooled
+    # image embedding): what zero-shot inference scores, segments against
+    # class prompts, is what this loss trains
+    multi_label_loss=dict(type='MultiLabelContrastiveLoss', pooling='max'),
+    # every image uses several groups, each token one clearly: without it
+    # the grouping collapses to one segment per image
+    group_usage_loss=dict(type='GroupUsageLoss', loss_weight=0.5),
     decode_head=dict(
         type='ZeroShotGroupHead',
         templates='simple',
         topk_classes=None,
-        # GroupViT's rule; no threshold helped here (docs/benchmarks.md)
+        # GroupViT's background rule on the cosine similarity rather than
+        # the class probability (the softmax over 8 classes gives
+        # background segments probabilities as high as objects')
         bg_thresh=0.5,
+        bg_score='cosine',
     ),
     test_cfg=dict(mode='whole'),
 )

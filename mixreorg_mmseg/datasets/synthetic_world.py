@@ -135,8 +135,19 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     'orange': (245, 135, 20),
     'purple': (145, 60, 205),
     'pink': (245, 125, 195),
+    'cyan': (35, 195, 215),
 }
-DEFAULT_COLOURS = ('red', 'green', 'blue', 'yellow', 'orange', 'purple')
+#: The colours drawn by default: one per default shape.
+DEFAULT_COLOURS = (
+    'red',
+    'green',
+    'blue',
+    'yellow',
+    'orange',
+    'purple',
+    'pink',
+    'cyan',
+)
 #: Object fills; captions may name the non-solid ones as adjectives.
 TEXTURES = ('solid', 'striped', 'dotted')
 #: Background kinds: one tone with slight noise, a linear gradient, or
@@ -340,15 +351,15 @@ class SyntheticWorld:
         colours: Sequence[str] | None = None,
         textures: Sequence[str] | None = None,
         backgrounds: Sequence[str] | None = None,
-        radius_range: tuple[float, float] = (0.14, 0.3),
+        radius_range: tuple[float, float] = (0.2, 0.35),
         min_visible: float = 0.5,
         min_pixels: int = 12,
         heldout_pairs: Sequence[Sequence[str]] | None = None,
         num_heldout: int | None = None,
-        colour_prob: float = 0.8,
-        texture_prob: float = 0.5,
+        colour_prob: float = 0.0,
+        texture_prob: float = 0.0,
         background_prob: float | None = None,
-        colour_by_shape: float = 0.0,
+        colour_by_shape: float = 1.0,
         seed: int = 0,
     ) -> None:
         if image_size < 16:
