@@ -399,15 +399,16 @@ class TextSupervisedSegmentor(EncoderDecoder):
                 parts.append(original.segment_tokens.flatten(0, 1))
             # one projector pass: BatchNorm sees all that is projected
             projected = self.image_projector(torch.cat(parts))
-            image_embed = projected[:batch]
-            restored_embed = projected[batch : 2 * batch]
-            num_mixed = branches.mixed.segment_tokens.shape[1]
-            end_mixed = 2 * batch + batch * num_mixed
-            mixed_segments = projected[2 * batch : end_mixed].view(
-                batch, num_mixed, -1
+            image_embed, restored_embed, mixed_segments, *segments = (
+                projected.split([len(p) for p in parts])
             )
-            segment_embeds = projected[end_mixed:].view(
+            mixed_segments = mixed_segments.view(
                 batch, -1, projected.shape[-1]
+            )
+            segment_embeds = (
+                segments[0].view(batch, -1, projected.shape[-1])
+                if segments
+                else None
             )
             output = original
             losses.update(
