@@ -101,6 +101,10 @@ class TextSupervisedSegmentor(EncoderDecoder):
             straight-through gradient).
         group_usage_loss: a term on the grouping assignments of the
             (original) images (``GroupUsageLoss``), or None.
+        noun_exclusive_loss: a term on the final segments of the
+            (original) images and their captions' noun prompts
+            (``NounExclusiveSegmentLoss``; needs ``multi_label_loss``, and
+            uses its logit scale), or None.
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
@@ -126,6 +130,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
         mixed_segmentation_loss: OptConfigType = None,
         seg_assignment: str = 'hard',
         group_usage_loss: OptConfigType = None,
+        noun_exclusive_loss: OptConfigType = None,
         decode_head: OptConfigType = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
@@ -206,6 +211,15 @@ class TextSupervisedSegmentor(EncoderDecoder):
             if group_usage_loss is None
             else MODELS.build(group_usage_loss)
         )
+        self.noun_exclusive_loss = None
+        if noun_exclusive_loss is not None:
+            if self.multi_label_loss is None:
+                raise ValueError(
+                    'noun_exclusive_loss is set but multi_label_loss is '
+                    'None: it scores segments against the noun prompts of '
+                    'the multi-label loss'
+                )
+            self.noun_exclusive_loss = MODELS.build(noun_exclusive_loss)
         self.decode_head = None
         self.align_corners = False
         if decode_head is not None:
@@ -395,7 +409,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
                 branches.restored.image_embed,
                 branches.mixed.segment_tokens.flatten(0, 1),
             ]
-            if self._multi_label_on_segments:
+            if self._uses_segment_embeds:
                 parts.append(original.segment_tokens.flatten(0, 1))
             # one projector pass: BatchNorm sees all that is projected
             projected = self.image_projector(torch.cat(parts))
@@ -454,7 +468,26 @@ class TextSupervisedSegmentor(EncoderDecoder):
                         image_embed, prompt_embeds, valid, ml_scale
                     )
                 )
+            if self.noun_exclusive_loss is not None:
+                losses[self.noun_exclusive_loss.loss_name] = (
+                    self.noun_exclusive_loss(
+                        segment_embeds,
+                        prompt_embeds,
+                        valid,
+                        ml_scale,
+                        segment_valid=self.segments_owning_patches(output),
+                    )
+                )
         return losses
+
+    @property
+    def _uses_segment_embeds(self) -> bool:
+        """Whether a loss needs the projected final segments of the
+        original images."""
+        return (
+            self._multi_label_on_segments
+            or self.noun_exclusive_loss is not None
+        )
 
     @property
     def _multi_label_on_segments(self) -> bool:
