@@ -29,6 +29,7 @@ def result(name, seed, unseen, seen, minutes=2.0, segments=1.0):
         seed=seed,
         unseen_miou=unseen,
         seen_miou=seen,
+        unseen_64_miou=unseen - 1.0,
         train_seconds=minutes * 60,
         loss=[(25, 9.0), (50, 8.0)],
         val_miou=[(157, 5.0), (314, 6.0)],
@@ -87,7 +88,9 @@ def test_tables_give_mean_spread_and_per_seed_differences(study):
     assert rows[0][1] == '0 1'
     # mean 7.0, sample std of (8, 6) = 1.41
     assert rows[0][2] == '7.0 ± 1.4 (6.0-8.0)'
-    assert rows[1][4] == '3.0'
+    # the same checkpoints tested at the training resolution
+    assert rows[0][4] == '6.0 ± 1.4 (5.0-7.0)'
+    assert rows[1][5] == '3.0'
     per_seed = study.per_seed_rows(results, 'groupvit', 'mixreorg')
     assert per_seed == [
         [0, '8.00', '9.00', '+1.00'],
