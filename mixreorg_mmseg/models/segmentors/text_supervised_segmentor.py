@@ -452,6 +452,12 @@ class TextSupervisedSegmentor(EncoderDecoder):
             ml_scale = self.scale(
                 self.logit_scale if scale_param is None else scale_param
             )
+            # the segments that own patches, once for both segment losses
+            segment_valid = (
+                self.segments_owning_patches(output)
+                if self._uses_segment_embeds
+                else None
+            )
             if self._multi_label_on_segments:
                 losses[self.multi_label_loss.loss_name] = (
                     self.multi_label_loss(
@@ -459,7 +465,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
                         prompt_embeds,
                         valid,
                         ml_scale,
-                        segment_valid=self.segments_owning_patches(output),
+                        segment_valid=segment_valid,
                     )
                 )
             else:
@@ -475,7 +481,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
                         prompt_embeds,
                         valid,
                         ml_scale,
-                        segment_valid=self.segments_owning_patches(output),
+                        segment_valid=segment_valid,
                     )
                 )
         return losses
