@@ -237,3 +237,45 @@ def test_segments_without_group_token_know_only_their_own_tokens(
     second, _ = block(torch.randn(1, 10, 16), groups)
     assert assignment['hard'][0, 1].sum() == 0
     assert torch.equal(first[0, 1], second[0, 1]) is not with_group_token
+
+
+def test_patch_readout_segments_know_only_the_patches_they_own():
+    model = tiny_groupvit(segment_readout='patch').eval()
+    x = torch.randn(2, 3, 32, 32)
+    tokens, hw, patches = model.embed(x, with_patches=True)
+    out = model.encode_tokens(tokens, hw, patches=patches)
+    assert out.segment_tokens.shape == (2, 3, 32)
+    owner = chain_assignments(out.assignments, hw, kind='hard').flatten(2)
+    owned = owner.argmax(dim=1)  # [B, N]: the final segment of each patch
+    # change the patch embeddings of one segment only (the grouping, which
+    # reads the position-embedded tokens, stays as it is)
+    segment = int(owned[0, 0])
+    changed = patches.clone()
+    changed[0, owned[0] == segment] += torch.randn(32)
+    again = model.encode_tokens(tokens, hw, patches=changed)
+    diff = (again.segment_tokens - out.segment_tokens).abs().amax(-1)
+    assert diff[0, segment] > 1e-3
+    # segments that own patches: only the changed one moves (a segment
+    # owning none reads the image's mean patch)
+    others = [s for s in owned[0].unique().tolist() if s != segment]
+    assert others and diff[0, others].max() == 0 and diff[1].max() == 0
+    torch.testing.assert_close(again.image_embed, out.image_embed)
+
+
+def test_patch_readout_trains_the_grouping_and_the_patch_embedding():
+    model = tiny_groupvit(segment_readout='patch').train()
+    out = model(torch.randn(2, 3, 32, 32))
+    out.segment_tokens[:, 0].pow(2).sum().backward()
+    assert model.patch_embed.projection.weight.grad.abs().sum() > 0
+    # through the straight-through hard assignments
+    assign = model.layers[0].downsample.assign
+    assert assign.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_segment_readout_is_checked():
+    with pytest.raises(ValueError, match='segment_readout'):
+        tiny_groupvit(segment_readout='pixels')
+    model = tiny_groupvit(segment_readout='patch')
+    tokens, hw = model.embed(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match='patches'):
+        model.encode_tokens(tokens, hw)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.vision_transformer import (
@@ -44,7 +44,9 @@ class GroupViTOutput:
     Attributes:
         image_embed: ``[B, C]`` pooled image embedding (mean of the final
             segment tokens).
-        segment_tokens: ``[B, S, C]`` final segment tokens (normalised).
+        segment_tokens: ``[B, S, C]`` final segment tokens (normalised);
+            with ``segment_readout='patch'`` read out of the patch
+            embeddings (:meth:`GroupViT.read_out_segments`).
         assignments: one dict per grouping block, ``soft`` and ``hard``
             ``[B, S_i, N_i]``: segment ``n`` of the block's input belongs to
             group ``s`` (columns sum to 1); ``N_1`` is the patch count.
@@ -265,6 +267,16 @@ class GroupViT(BaseModule):
         group_token_in_segments: GroupViT adds each group token to its new
             segment; False builds segments from their assigned tokens only
             (:class:`~.grouping_block.GroupingBlock`).
+        segment_readout: what the final segment tokens (those zero-shot
+            inference scores against class prompts) are made of.
+            ``'group'``: the last stage's tokens (GroupViT). ``'patch'``
+            (our option): each final segment is the average of the patch
+            embeddings it owns through the chained hard assignments
+            (before position embedding and any attention), through a
+            readout MLP; the image embedding stays the mean of the last
+            stage's tokens. Only the grouping then decides what a segment
+            is made of, and no context of the rest of the image reaches its
+            embedding (docs/benchmarks.md, issue 8).
         with_cp: gradient checkpointing of the transformer layers.
         stem_channels: None: the patch projection (one stride-p
             convolution, GroupViT's). A list of widths: a
@@ -273,6 +285,8 @@ class GroupViT(BaseModule):
             small models learn much faster from little data.
         init_cfg: MMEngine init config (e.g. ``Pretrained``).
     """
+
+    READOUTS = ('group', 'patch')
 
     def __init__(
         self,
@@ -296,6 +310,7 @@ class GroupViT(BaseModule):
         group_token_in_segments: bool = True,
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
+        segment_readout: str = 'group',
         init_cfg: dict | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -377,6 +392,19 @@ class GroupViT(BaseModule):
                 )
             )
         self.norm = nn.LayerNorm(embed_dims)
+        if segment_readout not in self.READOUTS:
+            raise ValueError(
+                f'GroupViT config: segment_readout must be one of '
+                f'{self.READOUTS}, got {segment_readout!r}'
+            )
+        self.segment_readout = segment_readout
+        if segment_readout == 'patch':
+            self.readout_norm = nn.LayerNorm(embed_dims)
+            self.readout_mlp = FFN(
+                embed_dims=embed_dims,
+                feedforward_channels=int(mlp_ratio * embed_dims),
+                act_cfg=dict(type='GELU'),
+            )
         self._init_from_scratch()
 
     @staticmethod
@@ -479,12 +507,41 @@ class GroupViT(BaseModule):
         )
         return grid.flatten(2).transpose(1, 2)
 
-    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    def embed(self, images: torch.Tensor, with_patches: bool = False) -> tuple:
         """Patch tokens with position: ``[B, 3, H, W]`` -> ``[B, N, C]`` and
-        the grid ``(h, w)``."""
-        tokens, hw_shape = self.patch_embed(images)
-        tokens = tokens + self.position_embedding(hw_shape)
+        the grid ``(h, w)``; with ``with_patches`` also the patch embeddings
+        before position embedding ``[B, N, C]`` (what
+        ``segment_readout='patch'`` reads out)."""
+        patches, hw_shape = self.patch_embed(images)
+        tokens = patches + self.position_embedding(hw_shape)
+        if with_patches:
+            return self.pos_drop(tokens), tuple(hw_shape), patches
         return self.pos_drop(tokens), tuple(hw_shape)
+
+    def read_out_segments(
+        self,
+        patches: torch.Tensor,
+        assignments: Sequence[dict],
+        hw_shape: tuple[int, int],
+    ) -> torch.Tensor:
+        """``segment_readout='patch'``: the final segments' tokens from the
+        patch embeddings ``[B, N, C]`` -> ``[B, S, C]`` (normalised).
+
+        Each segment averages the patches the chained *hard* assignments
+        give it (straight-through while training, so the grouping gets the
+        gradient), then a residual MLP. A segment that owns no patch reads
+        the image's mean patch (zeros would meet the LayerNorms with zero
+        variance, whose gradient is huge).
+        """
+        owner = chain_assignments(assignments, hw_shape, kind='hard')
+        owner = owner.flatten(2)  # [B, S, N]
+        count = owner.sum(dim=2, keepdim=True)
+        pooled = torch.bmm(owner / count.clamp(min=1.0), patches)
+        pooled = torch.where(
+            count.detach() > 0.5, pooled, patches.mean(dim=1, keepdim=True)
+        )
+        pooled = self.readout_mlp(self.readout_norm(pooled), identity=pooled)
+        return self.norm(pooled)
 
     def encode_tokens(
         self,
@@ -493,6 +550,7 @@ class GroupViT(BaseModule):
         prev_group_tokens: torch.Tensor | None = None,
         first_stage: int = 0,
         assignments: Sequence[dict] = (),
+        patches: torch.Tensor | None = None,
     ) -> GroupViTOutput:
         """Run the stages from ``first_stage`` on (already embedded) tokens.
 
@@ -503,6 +561,8 @@ class GroupViT(BaseModule):
                 ``first_stage`` (needed when it is > 0).
             first_stage: index of the first stage to run.
             assignments: assignments of the stages before ``first_stage``.
+            patches: ``[B, N, C]`` patch embeddings (before position), for
+                ``segment_readout='patch'`` (required there).
         """
         assignments = list(assignments)
         for stage in self.layers[first_stage:]:
@@ -512,14 +572,22 @@ class GroupViT(BaseModule):
             if assignment is not None:
                 assignments.append(assignment)
         tokens = self.norm(tokens)
+        segments = tokens
+        if self.segment_readout == 'patch':
+            if patches is None:
+                raise ValueError(
+                    "GroupViT.encode_tokens: segment_readout='patch' needs "
+                    'the patch embeddings (patches=...)'
+                )
+            segments = self.read_out_segments(patches, assignments, hw_shape)
         return GroupViTOutput(
             image_embed=tokens.mean(dim=1),
-            segment_tokens=tokens,
+            segment_tokens=segments,
             assignments=assignments,
             hw_shape=hw_shape,
         )
 
     def forward(self, images: torch.Tensor) -> GroupViTOutput:
         """``images`` ``[B, 3, H, W]`` -> :class:`GroupViTOutput`."""
-        tokens, hw_shape = self.embed(images)
-        return self.encode_tokens(tokens, hw_shape)
+        tokens, hw_shape, patches = self.embed(images, with_patches=True)
+        return self.encode_tokens(tokens, hw_shape, patches=patches)

@@ -151,7 +151,7 @@ class MixReorgMixer(nn.Module):
             backbone: the shared GroupViT.
             images: ``[B, 3, H, W]``.
         """
-        tokens, hw_shape = backbone.embed(images)
+        tokens, hw_shape, patches = backbone.embed(images, with_patches=True)
         batch, num_patches, _ = tokens.shape
         plan = self.patch_mixer.plan(batch, hw_shape, tokens.device)
         stage = backbone.layers[0]
@@ -198,12 +198,16 @@ class MixReorgMixer(nn.Module):
             ]
         )
         segments, assignment = stage.downsample(segments, group_tokens)
+        # the branches' own patch embeddings (segment_readout='patch'):
+        # restoring the mixed ones gives the originals back exactly
+        patches = torch.cat([patches, plan.mix(patches), patches])
         output = backbone.encode_tokens(
             segments,
             hw_shape,
             prev_group_tokens=group_tokens,
             first_stage=1,
             assignments=[assignment],
+            patches=patches,
         )
         branches = _split_output(output, 3)
         return MixReorgOutput(*branches, plan=plan)
