@@ -108,3 +108,43 @@ def test_curves_are_drawn(study, tmp_path):
     results = [result('groupvit', 0, 8, 9), result('mixreorg', 0, 9, 9)]
     study.plot_curves(results, ['groupvit', 'mixreorg'], str(out))
     assert out.stat().st_size > 1000
+
+
+def test_runs_train_in_parallel_jobs_and_come_back_in_order(
+    study, tmp_path, monkeypatch
+):
+    import argparse
+    import time
+
+    calls = []
+
+    def fake_run_one(name, seed, world, work_root, extra, threads=None):
+        # the later runs finish first
+        time.sleep(0.05 * (3 - seed))
+        calls.append((name, seed, threads))
+        return result(name, seed, 10.0 + seed, 11.0)
+
+    monkeypatch.setattr(study, 'run_one', fake_run_one)
+    monkeypatch.setattr(study, 'add_diagnostics', lambda r, *a, **k: r)
+    monkeypatch.setattr(study.os, 'cpu_count', lambda: 4)
+    done = tmp_path / 'groupvit_seed1'
+    done.mkdir()
+    (done / 'result.json').write_text(
+        json.dumps(result('groupvit', 1, 3.0, 4.0))
+    )
+    args = argparse.Namespace(
+        runs=['groupvit', 'mixreorg'],
+        seeds=[0, 1, 2],
+        ablation_seeds=[0],
+        cfg_options=[],
+        rerun=False,
+        jobs=2,
+    )
+    results = study.run_all(args, 'world', str(tmp_path))
+    assert [(r['name'], r['seed']) for r in results] == [
+        (n, s) for n in ('groupvit', 'mixreorg') for s in (0, 1, 2)
+    ]
+    # the finished run is read, not trained again
+    assert results[1]['unseen_miou'] == 3.0
+    assert len(calls) == 5 and {c[2] for c in calls} == {2}
+    assert [c[:2] for c in calls] != sorted(c[:2] for c in calls)
