@@ -109,8 +109,23 @@ RUNS = {
     ),
     'usage_floor': (
         MIXREORG,
-        ['model.group_usage_loss.min_groups=[4,3]'],
-        'group usage as a floor (4 then 3 groups) instead of even use',
+        ['model.group_usage_loss.min_groups=[4]'],
+        'group usage as a floor (4 groups) instead of even use',
+    ),
+    'group_readout': (
+        MIXREORG,
+        ['model.backbone.segment_readout=group'],
+        "final segments from the last stage's tokens (GroupViT's readout)",
+    ),
+    'two_grouping_stages': (
+        MIXREORG,
+        [
+            'model.backbone.depths=[2,1,1]',
+            'model.backbone.num_heads=[2,2,2]',
+            'model.backbone.num_group_tokens=[8,4,0]',
+            'model.backbone.num_output_groups=[8,4]',
+        ],
+        'two grouping stages (8 then 4 groups)',
     ),
     'noun_exclusive': (
         MIXREORG,
