@@ -4,10 +4,13 @@
 # and the mixed-image segmentation loss at weight 1, as
 # configs/_base_/models/mixreorg_vit-s.py switches it on for ViT-S, except
 # where the tokens are mixed: here right after the patch embedding (raw
-# patches, mix_layer=0), not at the end of stage 1. In this small model,
-# tokens mixed after context all carry their own image's identity and the
-# grouping learns "which image" (docs/benchmarks.md: the contextual_mixing
-# ablation). Nothing else differs: same world, schedule and budget.
+# patches, mix_layer=0), not at the end of stage 1. Chosen in the second
+# round, when tokens mixed after context carried their image's identity
+# into the group-token segments and the grouping learned "which image";
+# with the segments read out of their patches (fourth round) mixing after
+# context scored higher (docs/benchmarks.md: the contextual_mixing
+# ablation), which the next round should settle. Nothing else differs:
+# same world, schedule and budget.
 #   python tools/misc/make_synthetic_world.py data/synthetic_world
 #   python tools/train.py configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py
 #   python tools/test.py configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py CKPT

@@ -14,6 +14,9 @@ Data flow for an image batch ``[B, 3, H, W]`` with patch ``p``::
               -> split -> grouping block -> [B, S_i, C], assignment_i
     last stage: transformer layers on [B, S_last, C] -> LayerNorm
     image_embed = mean over segments: [B, C]
+    segment_readout='patch' (our option): the final segment tokens are
+    read out of the patch embeddings each segment owns instead
+    (read_out_segments: [B, N, C] patches -> [B, S_last, C])
 """
 
 from __future__ import annotations
