@@ -195,7 +195,7 @@ def test_inconsistent_sizes_fail_at_build_naming_the_key(overrides, key):
 def test_conv_stem_replaces_the_patch_projection():
     x = torch.randn(2, 3, 32, 32)
     model = tiny_groupvit(stem_channels=(8, 16, 16)).train()
-    tokens, hw = model.embed(x)
+    tokens, hw, _ = model.embed(x)
     assert tokens.shape == (2, 16, 32) and hw == (4, 4)
     out = model(x)
     assert out.image_embed.shape == (2, 32)
@@ -242,7 +242,7 @@ def test_segments_without_group_token_know_only_their_own_tokens(
 def test_patch_readout_segments_know_only_the_patches_they_own():
     model = tiny_groupvit(segment_readout='patch').eval()
     x = torch.randn(2, 3, 32, 32)
-    tokens, hw, patches = model.embed(x, with_patches=True)
+    tokens, hw, patches = model.embed(x)
     out = model.encode_tokens(tokens, hw, patches=patches)
     assert out.segment_tokens.shape == (2, 3, 32)
     owner = chain_assignments(out.assignments, hw, kind='hard').flatten(2)
@@ -276,6 +276,6 @@ def test_segment_readout_is_checked():
     with pytest.raises(ValueError, match='segment_readout'):
         tiny_groupvit(segment_readout='pixels')
     model = tiny_groupvit(segment_readout='patch')
-    tokens, hw = model.embed(torch.randn(1, 3, 32, 32))
+    tokens, hw, _ = model.embed(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match='patches'):
         model.encode_tokens(tokens, hw)

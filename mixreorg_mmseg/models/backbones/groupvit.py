@@ -510,16 +510,16 @@ class GroupViT(BaseModule):
         )
         return grid.flatten(2).transpose(1, 2)
 
-    def embed(self, images: torch.Tensor, with_patches: bool = False) -> tuple:
-        """Patch tokens with position: ``[B, 3, H, W]`` -> ``[B, N, C]`` and
-        the grid ``(h, w)``; with ``with_patches`` also the patch embeddings
-        before position embedding ``[B, N, C]`` (what
-        ``segment_readout='patch'`` reads out)."""
+    def embed(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple, torch.Tensor]:
+        """Patch tokens with position: ``[B, 3, H, W]`` -> ``[B, N, C]``,
+        the grid ``(h, w)``, and the patch embeddings before position
+        embedding ``[B, N, C]`` (what ``segment_readout='patch'`` reads
+        out)."""
         patches, hw_shape = self.patch_embed(images)
         tokens = patches + self.position_embedding(hw_shape)
-        if with_patches:
-            return self.pos_drop(tokens), tuple(hw_shape), patches
-        return self.pos_drop(tokens), tuple(hw_shape)
+        return self.pos_drop(tokens), tuple(hw_shape), patches
 
     def read_out_segments(
         self,
@@ -592,5 +592,5 @@ class GroupViT(BaseModule):
 
     def forward(self, images: torch.Tensor) -> GroupViTOutput:
         """``images`` ``[B, 3, H, W]`` -> :class:`GroupViTOutput`."""
-        tokens, hw_shape, patches = self.embed(images, with_patches=True)
+        tokens, hw_shape, patches = self.embed(images)
         return self.encode_tokens(tokens, hw_shape, patches=patches)

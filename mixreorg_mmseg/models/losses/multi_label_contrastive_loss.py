@@ -62,7 +62,7 @@ from mmengine.dist import all_gather, get_dist_info
 from mmseg.registry import MODELS
 from open_clip.loss import gather_features
 
-from .named_loss import NamedLoss, check_logit_scale
+from .named_loss import NamedLoss, check_logit_scale, segment_mask
 
 
 def _all_gather_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -106,8 +106,8 @@ def match_segments_to_nouns(
     batch, num_segments, num_nouns = scores.shape
     lowest = torch.finfo(scores.dtype).min
     scores = scores.detach().masked_fill(~segment_valid[..., None], lowest)
-    best = scores.argmax(dim=1)  # the fallback: best segment of each noun
-    match = best.clone()
+    # the fallback of a noun left over: its best valid segment
+    match = scores.argmax(dim=1)
     free_segment = segment_valid.clone()
     free_noun = valid.clone()
     rows = torch.arange(batch, device=scores.device)
@@ -205,16 +205,7 @@ class MultiLabelContrastiveLoss(NamedLoss):
             )
         batch, channels = image_embeds.shape[0], image_embeds.shape[-1]
         if self.uses_segments:
-            if segment_valid is None:
-                segment_valid = image_embeds.new_ones(
-                    image_embeds.shape[:2], dtype=torch.bool
-                )
-            if segment_valid.shape != image_embeds.shape[:2]:
-                raise ValueError(
-                    f'segment_valid must be [B, S] = '
-                    f'{tuple(image_embeds.shape[:2])}, got '
-                    f'{tuple(segment_valid.shape)}'
-                )
+            segment_valid = segment_mask(image_embeds, segment_valid)
         if prompt_embeds.dim() != 3 or (
             prompt_embeds.shape[0],
             prompt_embeds.shape[2],
@@ -272,20 +263,26 @@ class MultiLabelContrastiveLoss(NamedLoss):
                 all_prompts,
                 valid,
                 all_valid,
-                segment_valid.to(device),
+                segment_valid,
                 logit_scale,
                 rank,
             )
         else:
-            image_sum = self._pooled_image_side(
-                images,
-                all_prompts,
-                all_valid,
-                segment_valid,
-                owner,
-                local_images,
-                logit_scale,
+            # image side: [B, W * B * K], padding columns masked out; the
+            # finite fill keeps rows finite when no column is valid
+            if self.uses_segments:
+                logits = logit_scale * _best_segment(
+                    images, segment_valid, all_prompts
+                )
+            else:
+                logits = logit_scale * images @ all_prompts.t()
+            logits = logits.masked_fill(
+                ~all_valid[None], torch.finfo(logits.dtype).min
             )
+            targets = (owner[None] == local_images[:, None]) & all_valid[None]
+            targets = targets.to(logits.dtype)
+            targets = targets / targets.sum(-1, keepdim=True).clamp(min=1)
+            image_sum = -(targets * logits.log_softmax(-1)).sum()
             image_rows_global = all_valid.view(-1, num_prompts).any(-1).sum()
 
         # text side: [B * K, W * B], padding rows weighted 0
@@ -309,34 +306,6 @@ class MultiLabelContrastiveLoss(NamedLoss):
             )
         )
         return self.loss_weight * loss
-
-    def _pooled_image_side(
-        self,
-        images,
-        all_prompts,
-        all_valid,
-        segment_valid,
-        owner,
-        local_images,
-        logit_scale,
-    ) -> torch.Tensor:
-        """Sum of the image rows ``[B, W * B * K]`` (pooled image or best
-        segment), each with its target spread over its own valid prompts;
-        padding columns masked out (the finite fill keeps rows finite when
-        no column is valid)."""
-        if self.uses_segments:
-            logits = logit_scale * _best_segment(
-                images, segment_valid, all_prompts
-            )
-        else:
-            logits = logit_scale * images @ all_prompts.t()
-        logits = logits.masked_fill(
-            ~all_valid[None], torch.finfo(logits.dtype).min
-        )
-        targets = (owner[None] == local_images[:, None]) & all_valid[None]
-        targets = targets.to(logits.dtype)
-        targets = targets / targets.sum(-1, keepdim=True).clamp(min=1)
-        return -(targets * logits.log_softmax(-1)).sum()
 
     @staticmethod
     def _matched_image_side(

@@ -32,6 +32,21 @@ def check_logit_scale(logit_scale: torch.Tensor | float) -> None:
         )
 
 
+def segment_mask(
+    segments: torch.Tensor, segment_valid: torch.Tensor | None
+) -> torch.Tensor:
+    """``BoolTensor [B, S]`` of the segments ``[B, S, C]`` that take part:
+    ``segment_valid`` after checking its shape, or all of them (None)."""
+    if segment_valid is None:
+        return segments.new_ones(segments.shape[:2], dtype=torch.bool)
+    if segment_valid.shape != segments.shape[:2]:
+        raise ValueError(
+            f'segment_valid must be [B, S] = {tuple(segments.shape[:2])}, '
+            f'got {tuple(segment_valid.shape)}'
+        )
+    return segment_valid.to(segments.device)
+
+
 class NamedLoss(nn.Module):
     """Base of the losses: ``loss_weight`` and a checked ``loss_name``.
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
-from .named_loss import NamedLoss, check_logit_scale
+from .named_loss import NamedLoss, check_logit_scale, segment_mask
 
 
 @MODELS.register_module()
@@ -96,14 +96,7 @@ class NounExclusiveSegmentLoss(NamedLoss):
                 f'{tuple(prompt_embeds.shape[:2])}, got {valid.dtype} '
                 f'{tuple(valid.shape)}'
             )
-        if segment_valid is not None and (
-            segment_valid.shape != segment_embeds.shape[:2]
-        ):
-            raise ValueError(
-                f'segment_valid must be [B, S] = '
-                f'{tuple(segment_embeds.shape[:2])}, got '
-                f'{tuple(segment_valid.shape)}'
-            )
+        segment_valid = segment_mask(segment_embeds, segment_valid)
         check_logit_scale(logit_scale)
         device = segment_embeds.device
         valid = valid.to(device)
@@ -112,11 +105,7 @@ class NounExclusiveSegmentLoss(NamedLoss):
         scores = logit_scale * torch.einsum('bsc,bkc->bsk', segments, prompts)
         lowest = torch.finfo(scores.dtype).min
         with torch.no_grad():
-            pick = scores
-            if segment_valid is not None:
-                pick = pick.masked_fill(
-                    ~segment_valid.to(device)[..., None], lowest
-                )
+            pick = scores.masked_fill(~segment_valid[..., None], lowest)
             best = pick.argmax(dim=1)  # [B, K]
         num_prompts = prompts.shape[1]
         # rows[b, k, k'] = score of noun k's best segment for noun k'

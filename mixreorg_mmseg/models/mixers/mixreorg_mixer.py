@@ -151,7 +151,7 @@ class MixReorgMixer(nn.Module):
             backbone: the shared GroupViT.
             images: ``[B, 3, H, W]``.
         """
-        tokens, hw_shape, patches = backbone.embed(images, with_patches=True)
+        tokens, hw_shape, patches = backbone.embed(images)
         batch, num_patches, _ = tokens.shape
         plan = self.patch_mixer.plan(batch, hw_shape, tokens.device)
         stage = backbone.layers[0]
