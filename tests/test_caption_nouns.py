@@ -174,3 +174,23 @@ def test_bad_templates_raise(templates, error):
 def test_fill_templates_is_name_major():
     sentences = fill_templates(['cat', 'dog'], ['a {}.', 'the {}!'])
     assert sentences == ['a cat.', 'the cat!', 'a dog.', 'the dog!']
+
+
+def test_prompt_builder_reads_a_classes_file_at_first_use(tmp_path):
+    path = tmp_path / 'classes.txt'
+    builder = NounPromptBuilder(2, vocabulary=str(path))  # not written yet
+    path.write_text('background\n\ndisc\nsquare\n')
+    prompts, valid = builder(['a disc and a square on a dark background'])
+    assert prompts == ['a photo of a disc.', 'a photo of a square.']
+    assert valid.tolist() == [[True, True]]
+    assert builder.vocabulary.phrases == {'disc', 'square'}
+
+
+def test_prompt_builder_names_a_missing_or_empty_classes_file(tmp_path):
+    missing = NounPromptBuilder(vocabulary=str(tmp_path / 'classes.txt'))
+    with pytest.raises(FileNotFoundError, match=r'classes\.txt.*noun_prompts'):
+        missing(['a disc'])
+    path = tmp_path / 'only_background.txt'
+    path.write_text('background\n\n')
+    with pytest.raises(ValueError, match=r'only_background.*empty.*noun_'):
+        NounPromptBuilder(vocabulary=str(path))(['a disc'])

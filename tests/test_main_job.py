@@ -32,6 +32,7 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
         f'{key}.dataset.data_root={world}'
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
+    vocabulary = f'model.noun_prompts.vocabulary={world}/classes.txt'
     train = run_python(
         [
             'tools/train.py',
@@ -40,6 +41,7 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
             work,
             '--cfg-options',
             *roots,
+            vocabulary,
             'train_dataloader.dataset.shards=shards/{00000..00000}.tar',
             'train_dataloader.dataset.epoch_size=192',
             'train_dataloader.batch_size=32',
@@ -94,3 +96,30 @@ def test_the_two_synthetic_world_configs_differ_only_in_the_mixing():
         groupvit['model'].pop(key, None)
         mixreorg['model'].pop(key, None)
     assert groupvit == mixreorg
+
+
+def test_the_synthetic_world_nouns_are_the_classes_of_its_world(tmp_path):
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from mixreorg_mmseg.datasets import write_synthetic_world
+    from mixreorg_mmseg.datasets.synthetic_world import DEFAULT_SHAPES
+    from tests.conftest import REPO_ROOT
+
+    cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIG))
+    world = cfg.val_dataloader.dataset.data_root
+    assert cfg.model.noun_prompts.vocabulary == f'{world}/classes.txt'
+    for loader in ('train_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.data_root == world
+    root = str(tmp_path / 'world')
+    write_synthetic_world(
+        root, num_train=8, num_val=0, samples_per_shard=8, objects=(1, 1)
+    )
+    nouns = MODELS.build(
+        dict(
+            cfg.model.noun_prompts,
+            type='NounPromptBuilder',
+            vocabulary=osp.join(root, 'classes.txt'),
+        )
+    )
+    assert nouns.vocabulary.phrases == set(DEFAULT_SHAPES)

@@ -73,6 +73,25 @@ def test_every_config_builds_its_model(config):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
+def _base_hops(config: str) -> int:
+    """The longest chain of ``_base_`` files above ``config``."""
+    bases = Config._get_base_files(config)
+    here = osp.dirname(config)
+    return max(
+        (1 + _base_hops(osp.normpath(osp.join(here, b))) for b in bases),
+        default=0,
+    )
+
+
+@pytest.mark.parametrize(
+    'config', CONFIGS, ids=[osp.relpath(c, REPO_ROOT) for c in CONFIGS]
+)
+def test_every_config_is_at_most_two_base_hops_deep(config):
+    # leaf -> base (-> base), as MMSeg's configs: every setting is at most
+    # two inheritance steps from the file a user runs
+    assert _base_hops(config) <= 2
+
+
 def test_version_is_exposed():
     assert (
         mixreorg_mmseg.__version__

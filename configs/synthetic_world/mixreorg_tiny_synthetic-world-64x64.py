@@ -1,16 +1,15 @@
-# README's main job: the synthetic world's MixReorg (issue 8), which is
-# groupvit_tiny_synthetic-world-64x64.py with the mixing switched on:
-# groups of 2 images, single patches, the restored-feature contrastive loss
-# and the mixed-image segmentation loss at weight 1, as
-# configs/_base_/models/mixreorg_vit-s.py switches it on for ViT-S, except
-# where the tokens are mixed: here right after the patch embedding (raw
-# patches, mix_layer=0), not at the end of stage 1. Chosen in the second
-# round, when tokens mixed after context carried their image's identity
-# into the group-token segments and the grouping learned "which image";
-# with the segments read out of their patches (fourth round) mixing after
-# context scored higher (docs/benchmarks.md: the contextual_mixing
-# ablation), which the next round should settle. Nothing else differs:
-# same world, schedule and budget.
+# README's main job: the synthetic world's MixReorg, which is
+# groupvit_tiny_synthetic-world-64x64.py with the mixing switched on (same
+# world, schedule and budget): groups of 2 images, single patches, the
+# restored-feature contrastive loss and the mixed-image segmentation loss
+# at weight 1, as configs/_base_/models/mixreorg_vit-s.py switches it on for
+# ViT-S, except where the tokens are mixed: here right after the patch
+# embedding (raw patches, mix_layer=0), not at the end of stage 1: tokens
+# mixed after attention carry their own image's identity into the mixed
+# image, where the grouping can learn "which image" instead of "which
+# shape". Mixing after context (mix_layer=2) is the contextual_mixing run
+# of tools/benchmark/synthetic_world_study.py; how the two compare:
+# docs/benchmarks.md.
 #   python tools/misc/make_synthetic_world.py data/synthetic_world
 #   python tools/train.py configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py
 #   python tools/test.py configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py CKPT

@@ -38,8 +38,9 @@ How nouns are found
 4. Nouns are kept in order of first appearance, once each (by singular),
    at most ``max_nouns``.
 
-With a vocabulary (an iterable of nouns, or a text file with one per line)
-only vocabulary entries are kept and the stop lists are not used: at each
+With a vocabulary (an iterable of nouns, or a text file with one per line,
+such as a segmentation data set's ``classes.txt``) only vocabulary entries
+are kept and the stop lists are not used: at each
 word the longest entry (up to the longest entry's number of words, so
 ``traffic light`` before ``light``) that matches the words as written, or
 with the last word singularised by :func:`singularize` or with a final
@@ -324,6 +325,10 @@ def split_words(text: str) -> list[str]:
 
 VocabularySource = str | os.PathLike | Iterable[str]
 
+#: The class name that a vocabulary file skips (see
+#: :meth:`NounVocabulary.build`).
+BACKGROUND = 'background'
+
 
 @dataclass(frozen=True)
 class NounVocabulary:
@@ -340,8 +345,14 @@ class NounVocabulary:
     @classmethod
     def build(cls, source: VocabularySource) -> NounVocabulary:
         """From an iterable of nouns, or the path of a UTF-8 text file with
-        one noun per line (blank lines and lines starting with ``#`` are
-        skipped)."""
+        one noun per line.
+
+        In a file, blank lines, lines starting with ``#`` and a line
+        ``background`` are skipped, so a segmentation data set's
+        ``classes.txt`` (``background`` first, then the classes) is a
+        vocabulary as it is: captions say ``background`` for where things
+        are, and it is not a thing whose noun the loss should contrast.
+        """
         if isinstance(source, NounVocabulary):
             return source
         if isinstance(source, (str, os.PathLike)):
@@ -355,7 +366,9 @@ class NounVocabulary:
                 entries = [
                     line.strip()
                     for line in f
-                    if line.strip() and not line.lstrip().startswith('#')
+                    if line.strip()
+                    and not line.lstrip().startswith('#')
+                    and line.strip().lower() != BACKGROUND
                 ]
             where = f'vocabulary file {path}'
         else:
@@ -485,7 +498,12 @@ class NounPromptBuilder:
             prompts are deterministic; with several, each noun gets one
             drawn uniformly at random.
         vocabulary: Known nouns (iterable or file path), see
-            :func:`extract_nouns`; ``None`` uses the stop-list rules.
+            :func:`extract_nouns`; ``None`` uses the stop-list rules. A
+            list is checked here; a file is read at the first call, so a
+            model is built without its data (a data set's ``classes.txt``
+            exists once the data set is written), and a missing or empty
+            file raises there, naming the file and the config key
+            ``noun_prompts.vocabulary``.
         seed: Seed of this builder's own ``torch.Generator`` for the
             template draws; ``None`` draws from torch's global generator
             (which the Runner's ``randomness`` setting seeds).
@@ -504,12 +522,33 @@ class NounPromptBuilder:
             raise ValueError(f'max_nouns must be >= 1, got {max_nouns}')
         self.max_nouns = max_nouns
         self.templates = get_templates(templates)
-        self.vocabulary = (
-            None if vocabulary is None else NounVocabulary.build(vocabulary)
-        )
+        self._vocabulary_file = None
+        self._vocabulary = None
+        if isinstance(vocabulary, (str, os.PathLike)):
+            self._vocabulary_file = os.fspath(vocabulary)
+        elif vocabulary is not None:
+            self._vocabulary = NounVocabulary.build(vocabulary)
         self.generator = None
         if seed is not None:
             self.generator = torch.Generator().manual_seed(int(seed))
+
+    @property
+    def vocabulary(self) -> NounVocabulary | None:
+        """The known nouns (``None``: the stop-list rules); a vocabulary
+        file is read at the first access."""
+        if self._vocabulary is None and self._vocabulary_file is not None:
+            key = (
+                ' (config key noun_prompts.vocabulary: a file of nouns, one '
+                'a line, e.g. the classes.txt of the data set whose captions '
+                'are trained on)'
+            )
+            try:
+                self._vocabulary = NounVocabulary.build(self._vocabulary_file)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f'{error}{key}') from error
+            except ValueError as error:
+                raise ValueError(f'{error}{key}') from error
+        return self._vocabulary
 
     def __call__(
         self, captions: Sequence[str]

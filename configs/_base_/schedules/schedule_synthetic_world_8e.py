@@ -1,0 +1,28 @@
+# The tiny models' schedule on the synthetic world: 8 epochs, zero-shot
+# validation after each. AdamW at lr 2e-3 with weight decay 0.05, 300
+# warm-up iterations from a tenth of it, then cosine per iteration down to
+# 1e-5 at the end of epoch 8; gradient clipping at 5.0 as GroupViT's
+# schedule (schedule_groupvit_30e.py). Why this lr and warm-up:
+# docs/benchmarks.md ("Learning on the synthetic world").
+max_epochs = 8
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=5.0),
+)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=300),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
+]
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1
+)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
