@@ -53,8 +53,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .caption_text import join_phrases, plural, with_article
 from .shard_io import write_shards
-from .toy_image_captions import _join, _with_article
 
 
 def _ellipse(rx: float, ry: float, dx: float = 0.0, n: int = 48):
@@ -194,11 +194,6 @@ NUMBER_WORDS = (
     'ten',
 )
 SPLITS = ('train', 'seen', 'unseen')
-
-
-def plural(name: str) -> str:
-    """``'disc'`` -> ``'discs'``, ``'cross'`` -> ``'crosses'``."""
-    return name + ('es' if name.endswith(('s', 'x', 'sh', 'ch')) else 's')
 
 
 def shapes_named(caption: str, shapes: Sequence[str]) -> set[str]:
@@ -628,7 +623,7 @@ class SyntheticWorld:
             noun = shape if n == 1 else plural(shape)
             words = f'{words} {noun}' if words else noun
             if n == 1:
-                phrases.append(_with_article(words))
+                phrases.append(with_article(words))
             else:
                 number = NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
                 phrases.append(f'{number} {words}')
@@ -657,7 +652,7 @@ class SyntheticWorld:
         if template in PAIR_TEMPLATES:
             text = template.format(*phrases, **fields)
         else:
-            text = template.format(objects=_join(phrases), **fields)
+            text = template.format(objects=join_phrases(phrases), **fields)
         if rng.random() < 0.5:
             text = text[0].upper() + text[1:]
         return text
