@@ -15,8 +15,15 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from mixreorg_mmseg.datasets import SyntheticWorld, write_synthetic_world
-from mixreorg_mmseg.datasets.synthetic_world import shapes_named
+from mixreorg_mmseg.datasets import (
+    SyntheticWorld,
+    encode_jpeg,
+    write_synthetic_world,
+)
+from mixreorg_mmseg.datasets.synthetic_world import (
+    caption_scene,
+    shapes_named,
+)
 from tests.conftest import REPO_ROOT
 
 SIZE = 32
@@ -86,6 +93,38 @@ def test_captions_name_exactly_the_shapes_visible_in_the_label_map(split):
             need = max(min_visible * obj['area'], min_pixels)
             assert obj['visible'] >= need, (sample['caption'], obj)
         assert counts[1:].sum() == sum(o['visible'] for o in objects)
+
+
+def _obj(shape, colour='red', texture='solid'):
+    return dict(shape=shape, colour=colour, texture=texture)
+
+
+def test_caption_scene_counts_alike_objects_and_names_two_colours():
+    rng = np.random.default_rng(0)
+    dark = dict(kind='plain', tone='dark')
+    objects = [_obj('disc'), _obj('disc'), _obj('star', 'blue')]
+    for _ in range(20):
+        text = caption_scene(objects, dark, rng).lower()
+        assert 'two discs' in text and 'a star' in text, text
+        assert 'red' not in text and 'blue' not in text, text
+    # one shape in two colours: the caption must tell them apart
+    objects = [_obj('disc'), _obj('disc', 'green')]
+    for _ in range(20):
+        text = caption_scene(objects, dark, rng).lower()
+        assert 'a red disc' in text and 'a green disc' in text, text
+    striped = [_obj('ring', 'cyan', 'striped')]
+    text = caption_scene(striped, dark, rng, texture_prob=1.0).lower()
+    assert 'striped ring' in text, text
+
+
+def test_world_jpegs_are_shard_io_encodes_of_the_drawn_images(world):
+    """One JPEG path: the shards hold ``encode_jpeg`` of each RGB image
+    (as BGR, the order ``encode_jpeg`` takes)."""
+    drawn = SyntheticWorld(image_size=SIZE, seed=0).samples('train', 3)
+    samples = _read_shards(world['shards'][:1])
+    for i, sample in enumerate(drawn):
+        bgr = np.ascontiguousarray(sample['image'][..., ::-1])
+        assert samples[f'{i:09d}']['jpg'] == encode_jpeg(bgr)
 
 
 def test_label_maps_on_disk_match_their_recorded_captions(world):

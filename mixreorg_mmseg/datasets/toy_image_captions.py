@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from .caption_text import join_phrases, with_article
 from .toy_segmentation import TOY_CLASSES, render_toy_sample
 
 #: Sentences around the list of shapes (``{}``); drawn uniformly.
@@ -48,18 +49,6 @@ PAIR_TEMPLATES = (
 )
 
 
-def _with_article(name: str) -> str:
-    """``'a disc'``, ``'an oval'``."""
-    return ('an ' if name[0] in 'aeiou' else 'a ') + name
-
-
-def _join(phrases: Sequence[str]) -> str:
-    """``'x'``, ``'x and y'``, ``'x, y and z'``."""
-    if len(phrases) == 1:
-        return phrases[0]
-    return ', '.join(phrases[:-1]) + ' and ' + phrases[-1]
-
-
 def make_toy_caption(
     label: np.ndarray,
     rng: np.random.Generator,
@@ -78,7 +67,7 @@ def make_toy_caption(
     present = [int(v) for v in np.unique(label) if v != 0]
     if not present:
         raise ValueError('label map shows no foreground class to caption')
-    phrases = [_with_article(class_names[v]) for v in present]
+    phrases = [with_article(class_names[v]) for v in present]
     phrases = [phrases[i] for i in rng.permutation(len(phrases))]
     templates = LIST_TEMPLATES
     if len(phrases) == 2:
@@ -86,7 +75,7 @@ def make_toy_caption(
     template = templates[int(rng.integers(len(templates)))]
     if template in PAIR_TEMPLATES:
         return template.format(*phrases)
-    return template.format(_join(phrases))
+    return template.format(join_phrases(phrases))
 
 
 def generate_toy_image_captions(
