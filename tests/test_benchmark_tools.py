@@ -49,6 +49,7 @@ def positive(cell: str) -> bool:
     return float(cell.rstrip('Mx')) > 0
 
 
+@pytest.mark.slow
 def test_peak_memory_table_in_one_process(bench, one_thread, tmp_path):
     peak_memory = bench('peak_memory')
     out = str(tmp_path / 'peak.md')
@@ -269,6 +270,7 @@ def read_tables(path):
     return lines[1], [(t[0], t[2:]) for t in tables]
 
 
+@pytest.mark.slow
 def test_train_speed_table_with_flops_and_matmul_peak(
     bench, one_thread, tmp_path
 ):
