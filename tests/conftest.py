@@ -33,7 +33,7 @@ def float32_atol(terms, magnitude):
     sum, in any order (the worst-case bound; ``terms`` counts every
     reduction along the computation, first-order error analysis), so two
     such computations differ by at most twice that."""
-    return 2 * terms * EPS32 * float(magnitude)
+    return 2 * terms * EPS32 * float(torch.as_tensor(magnitude).detach())
 
 
 @pytest.fixture(scope='session', autouse=True)
