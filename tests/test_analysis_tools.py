@@ -21,7 +21,6 @@ def _tool(name):
     return module
 
 
-@pytest.mark.slow
 def test_shape_probe_reads_the_shards_and_reports_every_epoch(tmp_path):
     root = str(tmp_path / 'world')
     write_synthetic_world(

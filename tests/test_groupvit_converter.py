@@ -307,7 +307,6 @@ def test_every_official_key_matches_exactly_one_rule():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_every_official_tensor_lands_where_it_should():
     """Full size: convert distinct random tensors, load strictly, and find
     each one, value for value, under its expected name."""
