@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import mixreorg_mmseg  # noqa: F401  (compat + registration first)
 
@@ -19,6 +20,20 @@ GROUPVIT_TOY_CONFIG = osp.join(
 MIXREORG_TOY_CONFIG = osp.join(
     REPO_ROOT, 'configs/quickstart/mixreorg_tiny_toy-captions-64x64.py'
 )
+
+
+EPS32 = torch.finfo(torch.float32).eps  # 2**-23 = 1.19e-7
+
+
+def float32_atol(terms, magnitude):
+    """Absolute tolerance between two float32 computations of one value
+    that round differently (another summation order, BLAS blocking or
+    kernel). A float32 sum with ``terms`` rounded additions of values of
+    size ``magnitude`` is within ``terms * EPS32 * magnitude`` of the exact
+    sum, in any order (the worst-case bound; ``terms`` counts every
+    reduction along the computation, first-order error analysis), so two
+    such computations differ by at most twice that."""
+    return 2 * terms * EPS32 * float(torch.as_tensor(magnitude).detach())
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -269,6 +269,7 @@ def read_tables(path):
     return lines[1], [(t[0], t[2:]) for t in tables]
 
 
+@pytest.mark.slow
 def test_train_speed_table_with_flops_and_matmul_peak(
     bench, one_thread, tmp_path
 ):

@@ -79,6 +79,7 @@ def test_install_is_idempotent():
     assert mmcv_lite_compat.install_mmcv_ext_stub() is False
 
 
+@pytest.mark.slow
 @lite_only
 def test_without_the_stand_in_mmseg_models_fails_to_import():
     # documents why the compat module exists (and fails if mmseg stops
@@ -88,6 +89,7 @@ def test_without_the_stand_in_mmseg_models_fails_to_import():
     assert "No module named 'mmcv._ext'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_does_nothing_when_the_real_extension_is_present():
     code = (
         'import sys, types\n'

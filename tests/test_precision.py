@@ -16,6 +16,7 @@ from mmseg.registry import MODELS
 from .conftest import (
     GROUPVIT_TOY_CONFIG,
     MIXREORG_TOY_CONFIG,
+    float32_atol,
     tiny_groupvit_cfg,
 )
 from .test_text_supervised_segmentor import batch
@@ -71,9 +72,14 @@ def test_bf16_autocast_gives_finite_losses_and_gradients(
     assert losses.keys() == fp32_losses.keys()
     for name, loss in losses.items():
         assert torch.isfinite(loss), (name, loss)
-        # bf16 keeps ~3 significant digits: the same loss, roughly
+        # bf16 rounds each of the ~53 matmul results on the way to the
+        # logits (6 per block, 4 image blocks, 2 grouping, 2 text, patch
+        # embedding, projectors) to 2**-8: an embedding moves by
+        # sqrt(53) * 2**-8 = 3% (random rounding), a cosine of two 64-channel
+        # embeddings by 2 * 3% / sqrt(64), a logit (scale 14.3) by 0.1, the
+        # cross-entropy by at most twice that
         torch.testing.assert_close(
-            loss.float(), fp32_losses[name], rtol=0.1, atol=0.05
+            loss.float(), fp32_losses[name], rtol=0, atol=0.2
         )
     # parameters stay fp32; so do their gradients
     assert grads and all(g.dtype == torch.float32 for g in grads.values())
@@ -113,7 +119,11 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(
             cp_losses[name], losses[name], rtol=1e-6, atol=1e-6
         )
     assert grads.keys() == cp_grads.keys()
+    # the same kernels on the same values; only the order in which autograd
+    # adds a parameter's contributions (one per branch that uses it, at most
+    # 3 in MixReorg) may differ: 3 additions of terms of the gradient's size
     for name in grads:
+        atol = float32_atol(3, grads[name].abs().max())
         torch.testing.assert_close(
-            cp_grads[name], grads[name], rtol=1e-5, atol=1e-6, msg=name
+            cp_grads[name], grads[name], rtol=0, atol=atol, msg=name
         )

@@ -21,6 +21,7 @@ CONFIGS = sorted(
 )
 
 
+@pytest.mark.slow
 def test_import_loads_every_module_of_the_package():
     # a module that `import mixreorg_mmseg` does not reach never registers
     # its classes: configs naming them would fail with "not in registry"

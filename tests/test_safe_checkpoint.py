@@ -202,6 +202,7 @@ def _train(tmp_path, toy_root, max_iters, resume_from=None):
     return runner
 
 
+@pytest.mark.slow
 def test_runner_checkpoints_are_plain_and_resume_restores_state(
     tmp_path, toy_root
 ):
@@ -262,6 +263,7 @@ def _stock_mmengine_checkpoint(path):
     )
 
 
+@pytest.mark.slow
 def test_stock_checkpoint_is_refused_then_sanitized_when_trusted(tmp_path):
     src, dst = str(tmp_path / 'stock.pth'), str(tmp_path / 'safe.pth')
     _stock_mmengine_checkpoint(src)
