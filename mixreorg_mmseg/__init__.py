@@ -19,7 +19,7 @@ from .utils.safe_checkpoint import install_safe_checkpoint_io  # noqa: E402
 
 install_safe_checkpoint_io()
 
-from . import apis, datasets, engine, models  # noqa: E402,F401  (registers)
+from . import apis, cli, datasets, engine, models  # noqa: E402,F401  (registers)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -337,6 +337,33 @@ def test_one_image_tools_write_a_png(tmp_path, toy_root, toy_ckpt, tool):
     assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
 
 
+
+def test_prepared_image_gives_inference_models_mask(toy_root, toy_ckpt):
+    import mmcv
+
+    from mixreorg_mmseg.apis import (
+        init_zero_shot_model,
+        prepare_image,
+        zero_shot_groups,
+        zero_shot_predict,
+    )
+
+    model = init_zero_shot_model(
+        TOY_CONFIG, toy_ckpt, ['disc', 'square', 'triangle']
+    )
+    pipeline = copy.deepcopy(model.cfg.test_pipeline)
+    path = osp.join(toy_root, 'images', 'val', 'val_00000.jpg')
+    from_path = prepare_image(model, path)
+    from_array = prepare_image(model, mmcv.imread(path))
+    assert model.cfg.test_pipeline == pipeline
+    assert from_path['inputs'].shape[:2] == (1, 3)
+    assert torch.equal(from_path['inputs'], from_array['inputs'])
+    assert from_path['data_samples'][0].ori_shape == (32, 32)
+    # the mask of the pictures is the one MMSeg's inference_model predicts
+    _, mask = zero_shot_groups(model, path)
+    expected = zero_shot_predict(model, path).pred_sem_seg.data[0]
+    np.testing.assert_array_equal(mask, expected.cpu().numpy())
+
 def test_segment_diagnostics_tool_measures_a_split(
     tmp_path, toy_root, toy_ckpt
 ):

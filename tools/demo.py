@@ -15,7 +15,7 @@ import os.path as osp
 
 import mixreorg_mmseg  # noqa: F401  (mmseg on mmcv-lite, safe checkpoints)
 from mixreorg_mmseg.apis import zero_shot_predict
-from mixreorg_mmseg.utils.cli import (
+from mixreorg_mmseg.cli import (
     add_zero_shot_image_args,
     zero_shot_model_from_args,
 )

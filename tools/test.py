@@ -14,7 +14,7 @@ import sys
 # the plugin first: it makes mmseg importable on mmcv-lite and installs the
 # safe checkpoint I/O before the checkpoint is read
 import mixreorg_mmseg  # noqa: F401
-from mixreorg_mmseg.utils.cli import (
+from mixreorg_mmseg.cli import (
     add_common_args,
     build_runner,
     close_distributed,

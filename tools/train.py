@@ -13,7 +13,7 @@ import sys
 # the plugin first: it makes mmseg importable on mmcv-lite and installs the
 # safe checkpoint I/O before anything loads a checkpoint
 import mixreorg_mmseg  # noqa: F401
-from mixreorg_mmseg.utils.cli import (
+from mixreorg_mmseg.cli import (
     add_common_args,
     build_runner,
     close_distributed,

@@ -19,7 +19,7 @@ import numpy as np
 
 import mixreorg_mmseg  # noqa: F401  (mmseg on mmcv-lite, safe checkpoints)
 from mixreorg_mmseg.apis import zero_shot_groups
-from mixreorg_mmseg.utils.cli import (
+from mixreorg_mmseg.cli import (
     add_zero_shot_image_args,
     zero_shot_model_from_args,
 )

@@ -3,6 +3,7 @@
 from .segment_diagnostics import folder_split, segment_diagnostics
 from .zero_shot import (
     init_zero_shot_model,
+    prepare_image,
     zero_shot_groups,
     zero_shot_predict,
 )
@@ -10,6 +11,7 @@ from .zero_shot import (
 __all__ = [
     'folder_split',
     'init_zero_shot_model',
+    'prepare_image',
     'segment_diagnostics',
     'zero_shot_groups',
     'zero_shot_predict',

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .zero_shot import _prepare, stage_groups
+from .zero_shot import prepare_image, stage_groups
 
 
 def image_measures(
@@ -150,7 +150,7 @@ def segment_diagnostics(
     measures = []
     for path, label in zip(images, label_maps, strict=True):
         label = np.asarray(label)
-        feats = model.extract_feat(_prepare(model, path)['inputs'])
+        feats = model.extract_feat(prepare_image(model, path)['inputs'])
         output = feats['output']
         groups = stage_groups(output, label.shape[:2])
         image = F.normalize(feats['image_embed'][0], dim=-1)

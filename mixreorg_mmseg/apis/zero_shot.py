@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.dataset import Compose
 
 from ..models.backbones.groupvit import chain_assignments
 from ..models.decode_heads import set_zero_shot_classes
@@ -101,13 +102,39 @@ def init_zero_shot_model(
     return model
 
 
-def _prepare(model, image):
-    """The config's ``test_pipeline`` and the data preprocessor on one
-    image (path or array, as ``mmseg.apis.inference_model`` takes it)."""
-    from mmseg.apis.utils import _preprare_data
+def prepare_image(model, image: str | np.ndarray) -> dict:
+    """One image as the model's test step sees it: the config's
+    ``test_pipeline`` (without ``LoadAnnotations``; an array is loaded by
+    ``LoadImageFromNDArray``), then the model's data preprocessor, as
+    ``mmseg.apis.inference_model`` does it. ``model.cfg`` is left as it
+    was.
 
-    data, _ = _preprare_data(image, model)
-    return model.data_preprocessor(data, False)
+    Args:
+        model: from :func:`init_zero_shot_model` (any MMSeg segmentor
+            built by ``init_model``).
+        image: image path, or ``(H, W, 3)`` BGR array (as ``mmcv.imread``
+            reads it).
+
+    Returns:
+        ``inputs``: ``(1, 3, H', W')`` float tensor on the model's device;
+        ``data_samples``: one ``SegDataSample`` whose metainfo holds the
+        original and resized shapes.
+    """
+    steps = [
+        copy.deepcopy(step)
+        for step in model.cfg.test_pipeline
+        if step.get('type') != 'LoadAnnotations'
+    ]
+    if isinstance(image, np.ndarray):
+        steps[0]['type'] = 'LoadImageFromNDArray'
+        sample = dict(img=image)
+    else:
+        sample = dict(img_path=image)
+    sample = Compose(steps)(sample)
+    batch = dict(
+        inputs=[sample['inputs']], data_samples=[sample['data_samples']]
+    )
+    return model.data_preprocessor(batch, False)
 
 
 def zero_shot_predict(model, image):
@@ -152,7 +179,7 @@ def zero_shot_groups(model, image) -> tuple[list[np.ndarray], np.ndarray]:
         resized to the original image, argmax); ``mask``: ``(H, W)``
         class indices, at the original size too.
     """
-    data = _prepare(model, image)
+    data = prepare_image(model, image)
     inputs, samples = data['inputs'], data['data_samples']
     meta = samples[0].metainfo
     ori_shape = tuple(meta['ori_shape'][:2])

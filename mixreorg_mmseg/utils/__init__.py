@@ -5,7 +5,6 @@ run before MMSeg's first import.
 """
 
 from . import (
-    cli,
     groupvit_checkpoint,
     mmcv_lite_compat,
     parameter_count,
@@ -14,7 +13,6 @@ from . import (
 )
 
 __all__ = [
-    'cli',
     'groupvit_checkpoint',
     'mmcv_lite_compat',
     'parameter_count',

@@ -1,6 +1,10 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: arguments and config.
+"""What the scripts under ``tools/`` share: arguments, config, Runner.
 
-The tools keep MMSeg's command-line interface; the Runner does the work.
+``tools/train.py`` and ``tools/test.py`` keep MMSeg's command-line
+interface and let the Runner do the work; ``tools/demo.py`` and
+``tools/visualize_groups.py`` read one image's zero-shot arguments. This
+module is the package's top layer: it may import every other one
+(``engine``, ``apis``...), and only the package's ``__init__`` imports it.
 """
 
 from __future__ import annotations
@@ -8,8 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import sys
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+from .apis.zero_shot import KEEP, init_zero_shot_model, parse_class_names
+from .engine import prepare_cpu_distributed
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +69,6 @@ def load_config(args: argparse.Namespace) -> Config:
 
 def build_runner(cfg: Config):
     """Build MMEngine's Runner (or the config's ``runner_type``)."""
-    from mmengine.runner import Runner
-    from mmseg.registry import RUNNERS
-
-    from mixreorg_mmseg.engine import prepare_cpu_distributed
-
     # multi-process on a machine without GPUs: gloo + CPU-capable DDP
     prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
@@ -74,23 +81,17 @@ def close_distributed() -> None:
     the process group, so its communication threads are joined before the
     interpreter exits (left to exit-time teardown, a gloo rank can abort
     with "terminate called without an active exception")."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
 
 
-#: ``--bg-thresh`` default: the config's value (``apis.zero_shot.KEEP``)
-KEEP_BG_THRESH = 'config'
-
-
 def parse_bg_thresh(text: str) -> float | None:
-    """``'none'`` -> None (no background class), ``'config'`` -> keep the
-    config's, else a float."""
+    """``'none'`` -> None (no background class), ``'config'`` (``KEEP``)
+    -> keep the config's, else a float."""
     if text in ('none', 'None'):
         return None
-    if text == KEEP_BG_THRESH:
+    if text == KEEP:
         return text
     return float(text)
 
@@ -118,7 +119,7 @@ def add_zero_shot_image_args(
     parser.add_argument(
         '--bg-thresh',
         type=parse_bg_thresh,
-        default=KEEP_BG_THRESH,
+        default=KEEP,
         help="background threshold, or 'none' for no background class "
         "(default: the config's)",
     )
@@ -137,12 +138,6 @@ def zero_shot_model_from_args(args: argparse.Namespace):
     """The model of :func:`add_zero_shot_image_args` 's arguments, its
     classes set (exits with a message on a missing file or bad class
     list)."""
-    import sys
-
-    import torch
-
-    from ..apis.zero_shot import init_zero_shot_model, parse_class_names
-
     for path, what in ((args.image, 'image'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'{what} not found: {path}')
