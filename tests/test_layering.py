@@ -40,15 +40,6 @@ LAYERS = (
 )
 RANK = {part: rank for rank, row in enumerate(LAYERS) for part in row}
 
-#: (file, private name) imports still to mend, each failing the test once
-#: it is gone, so that the list only shrinks: synthetic_world's captions
-#: share toy_image_captions' sentence helpers until they have a public home
-PENDING_PRIVATE = {
-    ('mixreorg_mmseg/datasets/synthetic_world.py', '_join'),
-    ('mixreorg_mmseg/datasets/synthetic_world.py', '_with_article'),
-}
-
-
 @dataclass(frozen=True)
 class Import:
     """One import statement of a package module, its target resolved."""
@@ -187,7 +178,7 @@ def test_no_module_imports_a_layer_above_or_beside_its_own():
 
 
 def test_no_module_imports_another_modules_private_name():
-    wrong, pending = [], set()
+    wrong = []
     for imp in IMPORTS:
         private = [n for n in imp.names if _is_private(n)]
         private += [
@@ -198,18 +189,12 @@ def test_no_module_imports_another_modules_private_name():
             imp.source + '.'
         ):
             continue
-        pending |= {(imp.path, n) for n in private} & PENDING_PRIVATE
-        private = [n for n in private if (imp.path, n) not in pending]
         if private:
             wrong.append(f'{imp}  (private: {", ".join(private)})')
     assert not wrong, (
         'private names imported from another module (make the helper '
         'public, with a docstring, or move it where it is used):\n'
         + '\n'.join(wrong)
-    )
-    assert pending == PENDING_PRIVATE, (
-        'mended, take them off PENDING_PRIVATE: '
-        + ', '.join(map(str, sorted(PENDING_PRIVATE - pending)))
     )
 
 
