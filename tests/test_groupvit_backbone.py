@@ -5,7 +5,6 @@ import torch
 
 from mixreorg_mmseg.models.backbones import (
     GroupAssignment,
-    GroupingBlock,
     GroupViT,
     chain_assignments,
 )
@@ -210,33 +209,6 @@ def test_conv_stem_replaces_the_patch_projection():
     assert 'patch_embed.projection.weight' in plain.state_dict()
     keys = plain.state_dict()
     assert not any(k.startswith('patch_embed.convs') for k in keys)
-
-
-@pytest.mark.parametrize('with_group_token', [True, False])
-def test_segments_without_group_token_know_only_their_own_tokens(
-    with_group_token,
-):
-    # a group that owns no token: without its group token its new segment
-    # is the same whatever the image (it carries nothing); with it, the
-    # segment carries the image through the group token's cross-attention
-    torch.manual_seed(0)
-    block = GroupingBlock(
-        dim=16,
-        num_heads=2,
-        num_group_tokens=4,
-        num_output_groups=2,
-        gumbel=False,
-        group_token_in_segments=with_group_token,
-    ).eval()
-    block.assign.k_proj.weight.data.zero_()
-    # every token goes to group 0: equal logits, the argmax takes the first
-    block.assign.q_proj.bias.data.zero_()
-    block.assign.k_proj.bias.data.zero_()
-    groups = torch.randn(1, 4, 16)
-    first, assignment = block(torch.randn(1, 10, 16), groups)
-    second, _ = block(torch.randn(1, 10, 16), groups)
-    assert assignment['hard'][0, 1].sum() == 0
-    assert torch.equal(first[0, 1], second[0, 1]) is not with_group_token
 
 
 def test_patch_readout_segments_know_only_the_patches_they_own():

@@ -132,31 +132,6 @@ def test_segment_pooled_multi_label_loss_and_group_usage_train_the_grouping(
     assert assign.q_proj.weight.grad.abs().sum() > 0
 
 
-def test_noun_exclusive_loss_trains_the_segments_and_needs_the_nouns(
-    tmp_path, toy_captions_root
-):
-    exclusive = dict(type='NounExclusiveSegmentLoss', loss_weight=1.0)
-    model = build(
-        tiny_model_cfg(
-            tmp_path, toy_captions_root, noun_exclusive_loss=exclusive
-        )
-    ).train()
-    losses = model(*batch(), mode='loss')
-    assert 'loss_noun_exclusive' in losses
-    losses['loss_noun_exclusive'].backward()
-    assert next(model.image_projector.parameters()).grad is not None
-    assert model.multi_label_logit_scale.grad is not None
-    with pytest.raises(ValueError, match='noun_exclusive_loss.*multi_label'):
-        build(
-            tiny_model_cfg(
-                tmp_path,
-                toy_captions_root,
-                multi_label_loss=None,
-                noun_exclusive_loss=exclusive,
-            )
-        )
-
-
 def test_segments_owning_patches_follow_the_chained_hard_assignment(
     tmp_path, toy_captions_root
 ):

@@ -107,11 +107,6 @@ RUNS = {
         ['model.group_usage_loss.loss_weight=0.0'],
         'without the group-usage term',
     ),
-    'usage_floor': (
-        MIXREORG,
-        ['model.group_usage_loss.min_groups=[4]'],
-        'group usage as a floor (4 groups) instead of even use',
-    ),
     'group_readout': (
         MIXREORG,
         ['model.backbone.segment_readout=group'],
@@ -126,11 +121,6 @@ RUNS = {
             'model.backbone.num_output_groups=[8,4]',
         ],
         'two grouping stages (8 then 4 groups)',
-    ),
-    'noun_exclusive': (
-        MIXREORG,
-        ['model.noun_exclusive_loss.type=NounExclusiveSegmentLoss'],
-        'with the noun-exclusive segment loss (weight 1)',
     ),
 }
 METHODS = ('groupvit', 'mixreorg')

@@ -12,13 +12,6 @@ through "GroupViT's two-stage grouping blocks"):
    estimator while training, a plain argmax at test time;
 3. each group's new token is its projected group token plus the average of
    the values of the segment tokens assigned to it, then an MLP.
-
-``group_token_in_segments=False`` (our option, not GroupViT's) drops the
-group token from step 3: a new segment is made of the tokens assigned to it
-only. The group token has attended to the whole image before the
-assignment, so with it a segment (even an empty one) can carry everything
-the losses need whatever the assignment; without it, what a segment knows
-is what it owns (docs/benchmarks.md, issue 8).
 """
 
 from __future__ import annotations
@@ -161,9 +154,6 @@ class GroupingBlock(nn.Module):
         gumbel: Gumbel noise while training.
         gumbel_tau: Gumbel softmax temperature.
         assign_eps: see :class:`GroupAssignment`.
-        group_token_in_segments: add the (cross-attended) group token to
-            its segment's token (GroupViT); False: the segment is the
-            average of its assigned tokens only.
     """
 
     def __init__(
@@ -178,11 +168,9 @@ class GroupingBlock(nn.Module):
         gumbel: bool = True,
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
-        group_token_in_segments: bool = True,
     ):
         super().__init__()
         self.num_output_groups = num_output_groups
-        self.group_token_in_segments = group_token_in_segments
         self.norm_tokens = nn.LayerNorm(dim)
         self.mlp_inter = TokenMixingMlp(
             num_group_tokens, int(token_mlp_ratio * dim), num_output_groups
@@ -226,9 +214,7 @@ class GroupingBlock(nn.Module):
         )
         groups = self.pre_assign_attn(groups, segments)
         gathered, assignment = self.assign(groups, segments)
-        new_segments = gathered
-        if self.group_token_in_segments:
-            new_segments = new_segments + groups
+        new_segments = gathered + groups
         new_segments = self.mlp_channels(
             self.norm_new_x(new_segments), identity=new_segments
         )

@@ -267,9 +267,6 @@ class GroupViT(BaseModule):
             its most likely group deterministically (straight-through).
         gumbel_tau: Gumbel softmax temperature.
         assign_eps: see :class:`~.grouping_block.GroupAssignment`.
-        group_token_in_segments: GroupViT adds each group token to its new
-            segment; False builds segments from their assigned tokens only
-            (:class:`~.grouping_block.GroupingBlock`).
         segment_readout: what the final segment tokens (those zero-shot
             inference scores against class prompts) are made of.
             ``'group'``: the last stage's tokens (GroupViT). ``'patch'``
@@ -310,7 +307,6 @@ class GroupViT(BaseModule):
         gumbel: bool | None = None,
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
-        group_token_in_segments: bool = True,
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
         segment_readout: str = 'group',
@@ -370,7 +366,6 @@ class GroupViT(BaseModule):
             gumbel=hard_assignment if gumbel is None else gumbel,
             gumbel_tau=gumbel_tau,
             assign_eps=assign_eps,
-            group_token_in_segments=group_token_in_segments,
         )
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):

@@ -101,10 +101,6 @@ class TextSupervisedSegmentor(EncoderDecoder):
             straight-through gradient).
         group_usage_loss: a term on the grouping assignments of the
             (original) images (``GroupUsageLoss``), or None.
-        noun_exclusive_loss: a term on the final segments of the
-            (original) images and their captions' noun prompts
-            (``NounExclusiveSegmentLoss``; needs ``multi_label_loss``, and
-            uses its logit scale), or None.
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
@@ -130,7 +126,6 @@ class TextSupervisedSegmentor(EncoderDecoder):
         mixed_segmentation_loss: OptConfigType = None,
         seg_assignment: str = 'hard',
         group_usage_loss: OptConfigType = None,
-        noun_exclusive_loss: OptConfigType = None,
         decode_head: OptConfigType = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
@@ -211,15 +206,6 @@ class TextSupervisedSegmentor(EncoderDecoder):
             if group_usage_loss is None
             else MODELS.build(group_usage_loss)
         )
-        self.noun_exclusive_loss = None
-        if noun_exclusive_loss is not None:
-            if self.multi_label_loss is None:
-                raise ValueError(
-                    'noun_exclusive_loss is set but multi_label_loss is '
-                    'None: it scores segments against the noun prompts of '
-                    'the multi-label loss'
-                )
-            self.noun_exclusive_loss = MODELS.build(noun_exclusive_loss)
         self.decode_head = None
         self.align_corners = False
         if decode_head is not None:
@@ -474,26 +460,13 @@ class TextSupervisedSegmentor(EncoderDecoder):
                         image_embed, prompt_embeds, valid, ml_scale
                     )
                 )
-            if self.noun_exclusive_loss is not None:
-                losses[self.noun_exclusive_loss.loss_name] = (
-                    self.noun_exclusive_loss(
-                        segment_embeds,
-                        prompt_embeds,
-                        valid,
-                        ml_scale,
-                        segment_valid=segment_valid,
-                    )
-                )
         return losses
 
     @property
     def _uses_segment_embeds(self) -> bool:
         """Whether a loss needs the projected final segments of the
         original images."""
-        return (
-            self._multi_label_on_segments
-            or self.noun_exclusive_loss is not None
-        )
+        return self._multi_label_on_segments
 
     @property
     def _multi_label_on_segments(self) -> bool:
