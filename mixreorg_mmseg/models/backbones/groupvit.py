@@ -116,9 +116,11 @@ class GroupingStage(nn.Module):
         num_output_groups: segments after the grouping block (None: no
             grouping block, the last stage).
         drop_path_rates: one stochastic-depth rate per layer.
-        mlp_ratio, qkv_bias, drop_rate, attn_drop_rate: transformer layers.
-        grouping_cfg: extra keyword arguments of :class:`GroupingBlock`.
+        hard_assignment: see :class:`GroupingBlock`.
         with_cp: gradient checkpointing of the transformer layers.
+
+    The transformer layers are ViT's (MLP ``4 C`` wide, attention biases,
+    no dropout).
     """
 
     def __init__(
@@ -130,11 +132,7 @@ class GroupingStage(nn.Module):
         num_prev_group_tokens: int,
         num_output_groups: int | None,
         drop_path_rates: Sequence[float],
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        grouping_cfg: dict | None = None,
+        hard_assignment: bool = True,
         with_cp: bool = False,
     ):
         super().__init__()
@@ -159,11 +157,8 @@ class GroupingStage(nn.Module):
             TransformerEncoderLayer(
                 embed_dims=dim,
                 num_heads=num_heads,
-                feedforward_channels=int(mlp_ratio * dim),
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
+                feedforward_channels=4 * dim,
                 drop_path_rate=rate,
-                qkv_bias=qkv_bias,
             )
             for rate in drop_path_rates
         )
@@ -175,7 +170,7 @@ class GroupingStage(nn.Module):
                 num_heads=num_heads,
                 num_group_tokens=num_group_tokens,
                 num_output_groups=num_output_groups,
-                **(grouping_cfg or {}),
+                hard=hard_assignment,
             )
 
     def initial_group_tokens(
@@ -254,19 +249,10 @@ class GroupViT(BaseModule):
             the last, 0 for the last.
         num_output_groups: segments produced by each grouping block (one per
             stage but the last).
-        mlp_ratio: MLP width of the transformer layers, times C.
-        qkv_bias: biases of the attention projections.
-        drop_rate: dropout after attention / MLP.
-        attn_drop_rate: attention dropout.
         drop_path_rate: stochastic depth, rising linearly over all layers.
         hard_assignment: one-hot (straight-through) assignment with Gumbel
-            noise while training; False keeps soft assignments.
-        gumbel: Gumbel noise on the assignment logits while training.
-            None: as ``hard_assignment`` (GroupViT's setting: both on).
-            ``hard_assignment=True, gumbel=False`` assigns every token to
-            its most likely group deterministically (straight-through).
-        gumbel_tau: Gumbel softmax temperature.
-        assign_eps: see :class:`~.grouping_block.GroupAssignment`.
+            noise while training (GroupViT's); False keeps soft
+            assignments without noise.
         segment_readout: what the final segment tokens (those zero-shot
             inference scores against class prompts) are made of.
             ``'group'``: the last stage's tokens (GroupViT). ``'patch'``
@@ -276,7 +262,7 @@ class GroupViT(BaseModule):
             readout MLP; the image embedding stays the mean of the last
             stage's tokens. Only the grouping then decides what a segment
             is made of, and no context of the rest of the image reaches its
-            embedding (docs/benchmarks.md, issue 8).
+            embedding (docs/benchmarks.md).
         with_cp: gradient checkpointing of the transformer layers.
         stem_channels: None: the patch projection (one stride-p
             convolution, GroupViT's). A list of widths: a
@@ -298,15 +284,8 @@ class GroupViT(BaseModule):
         num_heads: Sequence[int] = (6, 6, 6),
         num_group_tokens: Sequence[int] = (64, 8, 0),
         num_output_groups: Sequence[int] = (64, 8),
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         hard_assignment: bool = True,
-        gumbel: bool | None = None,
-        gumbel_tau: float = 1.0,
-        assign_eps: float = 1.0,
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
         segment_readout: str = 'group',
@@ -358,15 +337,8 @@ class GroupViT(BaseModule):
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_grid[0] * self.patch_grid[1], embed_dims)
         )
-        self.pos_drop = nn.Dropout(drop_rate)
 
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        grouping_cfg = dict(
-            hard=hard_assignment,
-            gumbel=hard_assignment if gumbel is None else gumbel,
-            gumbel_tau=gumbel_tau,
-            assign_eps=assign_eps,
-        )
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             last = i == len(depths) - 1
@@ -381,11 +353,7 @@ class GroupViT(BaseModule):
                     drop_path_rates=rates[
                         sum(depths[:i]) : sum(depths[: i + 1])
                     ],
-                    mlp_ratio=mlp_ratio,
-                    qkv_bias=qkv_bias,
-                    drop_rate=drop_rate,
-                    attn_drop_rate=attn_drop_rate,
-                    grouping_cfg=grouping_cfg,
+                    hard_assignment=hard_assignment,
                     with_cp=with_cp,
                 )
             )
@@ -400,7 +368,7 @@ class GroupViT(BaseModule):
             self.readout_norm = nn.LayerNorm(embed_dims)
             self.readout_mlp = FFN(
                 embed_dims=embed_dims,
-                feedforward_channels=int(mlp_ratio * embed_dims),
+                feedforward_channels=4 * embed_dims,
                 act_cfg=dict(type='GELU'),
             )
         self._init_from_scratch()
@@ -514,7 +482,7 @@ class GroupViT(BaseModule):
         out)."""
         patches, hw_shape = self.patch_embed(images)
         tokens = patches + self.position_embedding(hw_shape)
-        return self.pos_drop(tokens), tuple(hw_shape), patches
+        return tokens, tuple(hw_shape), patches
 
     def read_out_segments(
         self,
