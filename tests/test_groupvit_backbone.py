@@ -201,11 +201,54 @@ def test_conv_stem_replaces_the_patch_projection():
     assert not any(k.startswith('patch_embed.convs') for k in keys)
 
 
+def _first_stage(model, tokens):
+    """The first stage through the stage interface: segments, group tokens
+    and ``[assignment]``."""
+    num_patches = tokens.shape[1]
+    groups = model.first_stage_group_tokens(tokens.shape[0])
+    tokens = model.run_first_stage(torch.cat([tokens, groups], dim=1))
+    groups = tokens[:, num_patches:]
+    segments, assignment = model.group_first_stage(
+        tokens[:, :num_patches], groups
+    )
+    return segments, groups, [assignment]
+
+
+@pytest.mark.parametrize('readout', ['group', 'patch'])
+def test_the_stage_interface_in_parts_reproduces_forward_exactly(readout):
+    model = tiny_groupvit(segment_readout=readout, depths=(2, 1, 1)).train()
+    x = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)
+    whole = model(x)
+    torch.manual_seed(1)
+    tokens, hw, patches = model.embed(x)
+    num_patches = tokens.shape[1]
+    groups = model.first_stage_group_tokens(2)
+    assert groups.shape == (2, 6, 32)
+    # the first stage's layers in two parts, as the mixer runs them
+    tokens = torch.cat([tokens, groups], dim=1)
+    tokens = model.run_first_stage(tokens, 0, 1)
+    tokens = model.run_first_stage(tokens, 1, None)
+    groups = tokens[:, num_patches:]
+    segments, assignment = model.group_first_stage(
+        tokens[:, :num_patches], groups
+    )
+    assert segments.shape == (2, 6, 32)
+    parts = model.encode_later_stages(
+        segments, groups, [assignment], hw, patches
+    )
+    assert torch.equal(parts.image_embed, whole.image_embed)
+    assert torch.equal(parts.segment_tokens, whole.segment_tokens)
+    for a, b in zip(parts.assignments, whole.assignments, strict=True):
+        assert torch.equal(a['hard'], b['hard'])
+
+
 def test_patch_readout_segments_know_only_the_patches_they_own():
     model = tiny_groupvit(segment_readout='patch').eval()
     x = torch.randn(2, 3, 32, 32)
     tokens, hw, patches = model.embed(x)
-    out = model.encode_tokens(tokens, hw, patches=patches)
+    grouped = _first_stage(model, tokens)
+    out = model.encode_later_stages(*grouped, hw, patches)
     assert out.segment_tokens.shape == (2, 3, 32)
     owner = chain_assignments(out.assignments, hw, kind='hard').flatten(2)
     owned = owner.argmax(dim=1)  # [B, N]: the final segment of each patch
@@ -214,7 +257,7 @@ def test_patch_readout_segments_know_only_the_patches_they_own():
     segment = int(owned[0, 0])
     changed = patches.clone()
     changed[0, owned[0] == segment] += torch.randn(32)
-    again = model.encode_tokens(tokens, hw, patches=changed)
+    again = model.encode_later_stages(*grouped, hw, changed)
     diff = (again.segment_tokens - out.segment_tokens).abs().amax(-1)
     assert diff[0, segment] > 1e-3
     # segments that own patches: only the changed one moves (a segment
@@ -237,7 +280,3 @@ def test_patch_readout_trains_the_grouping_and_the_patch_embedding():
 def test_segment_readout_is_checked():
     with pytest.raises(ValueError, match='segment_readout'):
         tiny_groupvit(segment_readout='pixels')
-    model = tiny_groupvit(segment_readout='patch')
-    tokens, hw, _ = model.embed(torch.randn(1, 3, 32, 32))
-    with pytest.raises(ValueError, match='patches'):
-        model.encode_tokens(tokens, hw)

@@ -132,6 +132,33 @@ def test_segment_pooled_multi_label_loss_and_group_usage_train_the_grouping(
     assert assign.q_proj.weight.grad.abs().sum() > 0
 
 
+def test_the_multi_label_loss_type_is_checked_at_build(
+    tmp_path, toy_captions_root
+):
+    # the segmentor decides once, at build time, which image features the
+    # multi-label loss scores
+    pooled = build(tiny_model_cfg(tmp_path, toy_captions_root))
+    assert not pooled.multi_label_on_segments
+    segments = build(
+        tiny_model_cfg(
+            tmp_path,
+            toy_captions_root,
+            multi_label_loss=dict(
+                type='MultiLabelContrastiveLoss', pooling='max'
+            ),
+        )
+    )
+    assert segments.multi_label_on_segments
+    with pytest.raises(TypeError, match='MultiLabelContrastiveLoss'):
+        build(
+            tiny_model_cfg(
+                tmp_path,
+                toy_captions_root,
+                multi_label_loss=dict(type='ImageTextContrastiveLoss'),
+            )
+        )
+
+
 def test_segments_owning_patches_follow_the_chained_hard_assignment(
     tmp_path, toy_captions_root
 ):

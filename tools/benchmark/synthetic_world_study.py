@@ -1,15 +1,15 @@
 """MixReorg against GroupViT on the synthetic world: seeds and ablations.
 
-Issue 8's study. Every run trains one config of ``configs/synthetic_world``
-with ``tools/train.py`` (same world, same schedule, so the same samples
-seen; the wall time of each run is measured), validates zero-shot on the
-world's ``seen`` split during training (the log's mIoU curve), then tests
-the checkpoint with the best validation mIoU (MMEngine's ``save_best``; the
-held-out pairs take no part in the choice, and the README's main job tests
-the same one) zero-shot with ``tools/test.py`` on the ``unseen`` split
-(held-out object pairs) and on the ``seen`` split. The tables give mean and
-spread over seeds; the plot shows loss and validation mIoU against
-iterations::
+The study of docs/benchmarks.md. Every run trains one config of
+``configs/synthetic_world`` with ``tools/train.py`` (same world, same
+schedule, so the same samples seen; the wall time of each run is measured),
+validates zero-shot on the world's ``seen`` split during training (the
+log's mIoU curve), then tests the checkpoint with the best validation mIoU
+(MMEngine's ``save_best``; the held-out pairs take no part in the choice,
+and the README's main job tests the same one) zero-shot with
+``tools/test.py`` on the ``unseen`` split (held-out object pairs) and on
+the ``seen`` split. The tables give mean and spread over seeds; the plot
+shows loss and validation mIoU against iterations::
 
     python tools/misc/make_synthetic_world.py data/synthetic_world
     python tools/benchmark/synthetic_world_study.py \\
@@ -71,7 +71,7 @@ RUNS = {
     ),
     'no_restored_loss': (
         MIXREORG,
-        ['model.restored_contrastive_loss.loss_weight=0.0'],
+        ['model.mixer.restored_contrastive_loss.loss_weight=0.0'],
         'without the restored-feature loss',
     ),
     'no_original_loss': (
@@ -84,7 +84,7 @@ RUNS = {
     ),
     'no_mixed_seg_loss': (
         MIXREORG,
-        ['model.mixed_segmentation_loss.loss_weight=0.0'],
+        ['model.mixer.mixed_segmentation_loss.loss_weight=0.0'],
         'without the mixed-image segmentation loss',
     ),
     'group_size_4': (

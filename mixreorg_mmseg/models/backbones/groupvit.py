@@ -17,6 +17,18 @@ Data flow for an image batch ``[B, 3, H, W]`` with patch ``p``::
     segment_readout='patch' (our option): the final segment tokens are
     read out of the patch embeddings each segment owns instead
     (read_out_segments: [B, N, C] patches -> [B, S_last, C])
+
+The same flow as four public steps, which :meth:`GroupViT.forward` chains
+and MixReorg's mixer interleaves with its mixing (it runs the first stage's
+layers in two parts and groups three branches at once)::
+
+    embed(images)                        -> tokens, hw_shape, patches
+    first_stage_group_tokens(B)          -> group tokens [B, G_1, C]
+    run_first_stage(cat(tokens, groups), start, end)
+                                         -> [B, N + G_1, C]
+    group_first_stage(tokens, groups)    -> segments [B, S_1, C], assignment
+    encode_later_stages(segments, groups, [assignment], hw_shape, patches)
+                                         -> GroupViTOutput
 """
 
 from __future__ import annotations
@@ -509,46 +521,62 @@ class GroupViT(BaseModule):
         pooled = self.readout_mlp(self.readout_norm(pooled), identity=pooled)
         return self.norm(pooled)
 
-    def encode_tokens(
+    def first_stage_group_tokens(self, batch_size: int) -> torch.Tensor:
+        """The first stage's learnable group tokens for ``batch_size``
+        images: ``[B, G_1, C]``."""
+        return self.layers[0].initial_group_tokens(batch_size, None)
+
+    def run_first_stage(
+        self, tokens: torch.Tensor, start: int = 0, end: int | None = None
+    ) -> torch.Tensor:
+        """First-stage transformer layers ``[start, end)`` (None: to the
+        end of the stage) on ``cat(patch tokens, group tokens)``
+        ``[B, N + G_1, C]``; returns the same shape."""
+        return self.layers[0].run_layers(tokens, start, end)
+
+    def group_first_stage(
+        self, patch_tokens: torch.Tensor, group_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The first grouping block: patch tokens ``[B, N, C]`` and the
+        group tokens after the stage's layers ``[B, G_1, C]`` -> segments
+        ``[B, S_1, C]`` and the assignment (``soft``, ``hard``:
+        ``[B, S_1, N]``)."""
+        return self.layers[0].downsample(patch_tokens, group_tokens)
+
+    def encode_later_stages(
         self,
-        tokens: torch.Tensor,
+        segments: torch.Tensor,
+        group_tokens: torch.Tensor,
+        assignments: Sequence[dict],
         hw_shape: tuple[int, int],
-        prev_group_tokens: torch.Tensor | None = None,
-        first_stage: int = 0,
-        assignments: Sequence[dict] = (),
-        patches: torch.Tensor | None = None,
+        patches: torch.Tensor,
     ) -> GroupViTOutput:
-        """Run the stages from ``first_stage`` on (already embedded) tokens.
+        """Every stage after the first, the final norm and the readout.
 
         Args:
-            tokens: ``[B, N, C]`` segment tokens entering ``first_stage``.
-            hw_shape: patch grid of the image.
-            prev_group_tokens: group tokens of the stage before
-                ``first_stage`` (needed when it is > 0).
-            first_stage: index of the first stage to run.
-            assignments: assignments of the stages before ``first_stage``.
-            patches: ``[B, N, C]`` patch embeddings (before position), for
-                ``segment_readout='patch'`` (required there).
+            segments: ``[B, S_1, C]`` segments of the first grouping.
+            group_tokens: ``[B, G_1, C]`` first-stage group tokens after its
+                layers (the next stage's group tokens are projected from
+                them).
+            assignments: the first grouping's assignment, in a list.
+            hw_shape: patch grid ``(h, w)``.
+            patches: ``[B, N, C]`` patch embeddings before position
+                embedding (what ``segment_readout='patch'`` reads out).
         """
         assignments = list(assignments)
-        for stage in self.layers[first_stage:]:
-            tokens, prev_group_tokens, assignment = stage(
-                tokens, prev_group_tokens
-            )
+        for stage in self.layers[1:]:
+            segments, group_tokens, assignment = stage(segments, group_tokens)
             if assignment is not None:
                 assignments.append(assignment)
-        tokens = self.norm(tokens)
-        segments = tokens
+        tokens = self.norm(segments)
+        segment_tokens = tokens
         if self.segment_readout == 'patch':
-            if patches is None:
-                raise ValueError(
-                    "GroupViT.encode_tokens: segment_readout='patch' needs "
-                    'the patch embeddings (patches=...)'
-                )
-            segments = self.read_out_segments(patches, assignments, hw_shape)
+            segment_tokens = self.read_out_segments(
+                patches, assignments, hw_shape
+            )
         return GroupViTOutput(
             image_embed=tokens.mean(dim=1),
-            segment_tokens=segments,
+            segment_tokens=segment_tokens,
             assignments=assignments,
             hw_shape=hw_shape,
         )
@@ -556,4 +584,13 @@ class GroupViT(BaseModule):
     def forward(self, images: torch.Tensor) -> GroupViTOutput:
         """``images`` ``[B, 3, H, W]`` -> :class:`GroupViTOutput`."""
         tokens, hw_shape, patches = self.embed(images)
-        return self.encode_tokens(tokens, hw_shape, patches=patches)
+        num_patches = tokens.shape[1]
+        groups = self.first_stage_group_tokens(tokens.shape[0])
+        tokens = self.run_first_stage(torch.cat([tokens, groups], dim=1))
+        groups = tokens[:, num_patches:]
+        segments, assignment = self.group_first_stage(
+            tokens[:, :num_patches], groups
+        )
+        return self.encode_later_stages(
+            segments, groups, [assignment], hw_shape, patches
+        )
