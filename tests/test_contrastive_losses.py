@@ -326,22 +326,6 @@ def _losses_and_grads(data, rows):
             prompts=prompts.grad,
             scale=scale.grad,
         )
-    # the segment pooling: two segments per image, gathered across ranks
-    segments = torch.stack([data['image'], data['text']], dim=1)
-    segments = segments[rows].clone().requires_grad_()
-    prompts = data['prompts'][rows].clone().requires_grad_()
-    valid = torch.tensor(VALID_MASKS['uneven']).bool()[rows]
-    scale = torch.tensor(SCALE, dtype=torch.float64, requires_grad=True)
-    loss = MultiLabelContrastiveLoss(pooling='max')(
-        segments, prompts, valid, scale
-    )
-    loss.backward()
-    out['max'] = dict(
-        loss=loss.detach(),
-        segments=segments.grad,
-        prompts=prompts.grad,
-        scale=scale.grad,
-    )
     return out
 
 
