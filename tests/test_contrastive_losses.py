@@ -14,9 +14,6 @@ from mixreorg_mmseg.models.losses import (
     ImageTextContrastiveLoss,
     MultiLabelContrastiveLoss,
 )
-from mixreorg_mmseg.models.losses.multi_label_contrastive_loss import (
-    match_segments_to_nouns,
-)
 from mixreorg_mmseg.utils.safe_checkpoint import load_weights
 
 SCALE = 10.0
@@ -237,84 +234,6 @@ def test_segment_max_pooling_leaves_out_segments_without_patches():
     torch.testing.assert_close(again, with_mask)
 
 
-def test_matching_gives_each_noun_its_own_segment_best_first():
-    scores = torch.tensor(
-        [
-            # segment 0 is best for both nouns; noun 0 takes it (0.9),
-            # noun 1 gets its best free segment (1, not the invalid 2)
-            [[0.9, 0.8], [0.1, 0.7], [1.0, 1.0]],
-            # fewer valid segments than nouns: the leftover noun takes its
-            # best valid segment
-            [[0.2, 0.3], [0.5, 0.4], [0.0, 0.0]],
-        ]
-    )
-    segment_valid = torch.tensor([[True, True, False], [True, True, True]])
-    valid = torch.ones(2, 2, dtype=torch.bool)
-    match = match_segments_to_nouns(scores, segment_valid, valid)
-    assert match.tolist() == [[0, 1], [1, 0]]
-    one_segment = torch.tensor([[True, False, False]] * 2)
-    match = match_segments_to_nouns(scores, one_segment, valid)
-    assert match.tolist() == [[0, 0], [0, 0]]
-    # an invalid noun takes no segment from a valid one
-    match = match_segments_to_nouns(
-        scores, segment_valid, torch.tensor([[False, True], [True, True]])
-    )
-    assert match[0, 1].item() == 0
-
-
-def test_matched_pooling_scores_each_noun_with_its_matched_segment():
-    data = random_batch(num_prompts=2)
-    valid = torch.ones(6, 2, dtype=torch.bool)
-    valid[2, 1] = valid[4, 0] = False
-    prompts = data['prompts']
-    segments = torch.stack([data['image'], data['text']], dim=1)
-    loss = MultiLabelContrastiveLoss(pooling='matched')(
-        segments, prompts, valid, SCALE
-    )
-    seg = F.normalize(segments, dim=-1)
-    flat = F.normalize(prompts.reshape(-1, prompts.shape[-1]), dim=-1)
-    flat_valid = valid.flatten()
-    own = torch.einsum('bsc,bkc->bsk', seg, flat.view(6, 2, -1))
-    match = match_segments_to_nouns(own, torch.ones(6, 2).bool(), valid)
-    image_rows = []
-    for b in range(6):
-        for k in range(2):
-            if valid[b, k]:
-                logits = SCALE * seg[b, match[b, k]] @ flat.t()
-                logits = logits.masked_fill(~flat_valid, -math.inf)
-                image_rows.append(-logits.log_softmax(-1)[b * 2 + k])
-    cos = torch.einsum('bsc,qc->bsq', seg, flat).amax(dim=1)
-    owner = torch.arange(6).repeat_interleave(2)
-    text_rows = F.cross_entropy(SCALE * cos.t(), owner, reduction='none')
-    expected = (
-        torch.stack(image_rows).mean() + text_rows[flat_valid].mean()
-    ) / 2
-    torch.testing.assert_close(loss, expected)
-
-
-def test_matched_pooling_splits_a_segment_that_satisfies_two_nouns():
-    # one image "a disc and a square": segment 0 looks like both, segment
-    # 1 (the square's own) only faintly like a square. Scored by the best
-    # segment, segment 0 satisfies both nouns and segment 1 learns nothing;
-    # matched, segment 0 keeps the disc and is pushed off "square", and
-    # segment 1 is trained towards "square".
-    disc, square, other = torch.eye(3, dtype=torch.float64)
-    prompts = torch.stack([disc, square])[None]
-    valid = torch.ones(1, 2, dtype=torch.bool)
-    grads = {}
-    for pooling in ('max', 'matched'):
-        segments = torch.stack([disc + 0.9 * square, 0.3 * square + other])
-        segments = segments[None].clone().requires_grad_()
-        MultiLabelContrastiveLoss(pooling=pooling)(
-            segments, prompts, valid, 10.0
-        ).backward()
-        grads[pooling] = segments.grad[0]
-    assert grads['max'][1].abs().max() == 0
-    # gradient descent: segment 0 loses square, segment 1 gains it
-    assert grads['matched'][0] @ square > 1e-3
-    assert grads['matched'][1] @ square < -1e-3
-
-
 def test_segment_pooling_checks_its_inputs():
     data = random_batch()
     valid = torch.ones(6, 3, dtype=torch.bool)
@@ -407,22 +326,6 @@ def _losses_and_grads(data, rows):
             prompts=prompts.grad,
             scale=scale.grad,
         )
-    # the matched segment pooling: two segments per image
-    segments = torch.stack([data['image'], data['text']], dim=1)
-    segments = segments[rows].clone().requires_grad_()
-    prompts = data['prompts'][rows].clone().requires_grad_()
-    valid = torch.tensor(VALID_MASKS['uneven']).bool()[rows]
-    scale = torch.tensor(SCALE, dtype=torch.float64, requires_grad=True)
-    loss = MultiLabelContrastiveLoss(pooling='matched')(
-        segments, prompts, valid, scale
-    )
-    loss.backward()
-    out['matched'] = dict(
-        loss=loss.detach(),
-        segments=segments.grad,
-        prompts=prompts.grad,
-        scale=scale.grad,
-    )
     return out
 
 

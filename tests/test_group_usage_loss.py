@@ -25,7 +25,6 @@ def test_even_use_costs_nothing_and_one_group_costs_the_weight():
     assert loss([two]).item() == pytest.approx(0.5 * 0.5)
     # averaged over images and blocks
     assert loss([even, one]).item() == pytest.approx(0.25)
-    assert GroupUsageLoss(blocks=[1])([even, one]).item() == pytest.approx(0.1)
 
 
 def test_usage_is_per_image_not_over_the_batch():
@@ -53,34 +52,3 @@ def test_descent_turns_hesitant_tokens_into_confident_even_groups():
         optimizer.step()
     assert value.item() < 0.1
     assert logits.argmax(dim=1).unique().numel() == 4
-
-
-def test_bad_block_index_is_named():
-    with pytest.raises(IndexError, match='block 3'):
-        GroupUsageLoss(blocks=[3])([_assignment([[0, 1]])])
-
-
-def test_min_groups_is_a_floor_on_the_effective_group_count():
-    two = _assignment([[0, 1] * 4])  # 2 of 4 groups, evenly, confidently
-    one = _assignment([[2] * 8])
-    # a floor of 2 groups: two even groups are enough, one group is not
-    floor = GroupUsageLoss(loss_weight=1.0, min_groups=2)
-    assert floor([two]).item() == pytest.approx(0.0, abs=1e-6)
-    assert floor([one]).item() == pytest.approx(0.5)  # log 2 / log 4
-    # the default asks for all four groups
-    assert GroupUsageLoss(loss_weight=1.0)([two]).item() == pytest.approx(0.5)
-    # one floor per block; a floor above the block's size is its size
-    per_block = GroupUsageLoss(loss_weight=1.0, min_groups=[2, 9])
-    assert per_block([two, two]).item() == pytest.approx(0.25)
-    # hesitant tokens still cost, whatever the floor
-    hesitant = dict(soft=torch.full((1, 4, 8), 0.25))
-    assert floor([hesitant]).item() == pytest.approx(1.0)
-
-
-def test_bad_min_groups_are_named():
-    with pytest.raises(ValueError, match='min_groups'):
-        GroupUsageLoss(min_groups=0)
-    with pytest.raises(ValueError, match='one entry per block'):
-        GroupUsageLoss(blocks=[0, 1], min_groups=[2])
-    with pytest.raises(IndexError, match='grouping block 1'):
-        GroupUsageLoss(min_groups=[2])([_assignment([[0, 1]])] * 2)

@@ -5,7 +5,6 @@ import torch
 
 from mixreorg_mmseg.models.backbones import (
     GroupAssignment,
-    GroupingBlock,
     GroupViT,
     chain_assignments,
 )
@@ -48,7 +47,7 @@ def test_shapes_and_dtypes_through_every_stage():
 
 def test_hard_assignment_is_one_hot_and_passes_gradients():
     torch.manual_seed(0)
-    assign = GroupAssignment(dim=8, hard=True, gumbel=True).train()
+    assign = GroupAssignment(dim=8, hard=True).train()
     groups = torch.randn(2, 4, 8, requires_grad=True)
     segments = torch.randn(2, 10, 8, requires_grad=True)
     out, assignment = assign(groups, segments)
@@ -76,30 +75,20 @@ def test_assignment_at_test_time_is_the_argmax_without_noise():
 
 def test_gumbel_noise_changes_training_assignments():
     torch.manual_seed(0)
-    assign = GroupAssignment(dim=8, gumbel_tau=1.0).train()
+    assign = GroupAssignment(dim=8).train()
     groups, segments = torch.randn(1, 8, 8), torch.randn(1, 64, 8) * 0.01
     _, first = assign(groups, segments)
     _, second = assign(groups, segments)
     assert not torch.equal(first['hard'], second['hard'])
 
 
-def test_without_gumbel_training_assignments_are_the_deterministic_argmax():
-    model = tiny_groupvit(gumbel=False).train()
-    assert all(
-        not stage.downsample.assign.gumbel
-        for stage in model.layers
-        if stage.downsample is not None
-    )
+def test_soft_assignment_trains_without_noise():
+    model = tiny_groupvit(hard_assignment=False).train()
     x = torch.randn(2, 3, 32, 32)
     first, second = model(x), model(x)
     for a, b in zip(first.assignments, second.assignments, strict=True):
         torch.testing.assert_close(a['hard'], b['hard'])
-        expected = torch.nn.functional.one_hot(
-            a['soft'].argmax(dim=1), num_classes=a['soft'].shape[1]
-        ).transpose(1, 2)
-        torch.testing.assert_close(a['hard'], expected.float())
-    # GroupViT's default: noise wherever the assignment is hard
-    assert tiny_groupvit().layers[0].downsample.assign.gumbel
+        torch.testing.assert_close(a['hard'], a['soft'])
 
 
 def test_chained_assignments_trace_every_pixel_to_final_segments():
@@ -212,38 +201,54 @@ def test_conv_stem_replaces_the_patch_projection():
     assert not any(k.startswith('patch_embed.convs') for k in keys)
 
 
-@pytest.mark.parametrize('with_group_token', [True, False])
-def test_segments_without_group_token_know_only_their_own_tokens(
-    with_group_token,
-):
-    # a group that owns no token: without its group token its new segment
-    # is the same whatever the image (it carries nothing); with it, the
-    # segment carries the image through the group token's cross-attention
-    torch.manual_seed(0)
-    block = GroupingBlock(
-        dim=16,
-        num_heads=2,
-        num_group_tokens=4,
-        num_output_groups=2,
-        gumbel=False,
-        group_token_in_segments=with_group_token,
-    ).eval()
-    block.assign.k_proj.weight.data.zero_()
-    # every token goes to group 0: equal logits, the argmax takes the first
-    block.assign.q_proj.bias.data.zero_()
-    block.assign.k_proj.bias.data.zero_()
-    groups = torch.randn(1, 4, 16)
-    first, assignment = block(torch.randn(1, 10, 16), groups)
-    second, _ = block(torch.randn(1, 10, 16), groups)
-    assert assignment['hard'][0, 1].sum() == 0
-    assert torch.equal(first[0, 1], second[0, 1]) is not with_group_token
+def _first_stage(model, tokens):
+    """The first stage through the stage interface: segments, group tokens
+    and ``[assignment]``."""
+    num_patches = tokens.shape[1]
+    groups = model.first_stage_group_tokens(tokens.shape[0])
+    tokens = model.run_first_stage(torch.cat([tokens, groups], dim=1))
+    groups = tokens[:, num_patches:]
+    segments, assignment = model.group_first_stage(
+        tokens[:, :num_patches], groups
+    )
+    return segments, groups, [assignment]
+
+
+@pytest.mark.parametrize('readout', ['group', 'patch'])
+def test_the_stage_interface_in_parts_reproduces_forward_exactly(readout):
+    model = tiny_groupvit(segment_readout=readout, depths=(2, 1, 1)).train()
+    x = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)
+    whole = model(x)
+    torch.manual_seed(1)
+    tokens, hw, patches = model.embed(x)
+    num_patches = tokens.shape[1]
+    groups = model.first_stage_group_tokens(2)
+    assert groups.shape == (2, 6, 32)
+    # the first stage's layers in two parts, as the mixer runs them
+    tokens = torch.cat([tokens, groups], dim=1)
+    tokens = model.run_first_stage(tokens, 0, 1)
+    tokens = model.run_first_stage(tokens, 1, None)
+    groups = tokens[:, num_patches:]
+    segments, assignment = model.group_first_stage(
+        tokens[:, :num_patches], groups
+    )
+    assert segments.shape == (2, 6, 32)
+    parts = model.encode_later_stages(
+        segments, groups, [assignment], hw, patches
+    )
+    assert torch.equal(parts.image_embed, whole.image_embed)
+    assert torch.equal(parts.segment_tokens, whole.segment_tokens)
+    for a, b in zip(parts.assignments, whole.assignments, strict=True):
+        assert torch.equal(a['hard'], b['hard'])
 
 
 def test_patch_readout_segments_know_only_the_patches_they_own():
     model = tiny_groupvit(segment_readout='patch').eval()
     x = torch.randn(2, 3, 32, 32)
     tokens, hw, patches = model.embed(x)
-    out = model.encode_tokens(tokens, hw, patches=patches)
+    grouped = _first_stage(model, tokens)
+    out = model.encode_later_stages(*grouped, hw, patches)
     assert out.segment_tokens.shape == (2, 3, 32)
     owner = chain_assignments(out.assignments, hw, kind='hard').flatten(2)
     owned = owner.argmax(dim=1)  # [B, N]: the final segment of each patch
@@ -252,7 +257,7 @@ def test_patch_readout_segments_know_only_the_patches_they_own():
     segment = int(owned[0, 0])
     changed = patches.clone()
     changed[0, owned[0] == segment] += torch.randn(32)
-    again = model.encode_tokens(tokens, hw, patches=changed)
+    again = model.encode_later_stages(*grouped, hw, changed)
     diff = (again.segment_tokens - out.segment_tokens).abs().amax(-1)
     assert diff[0, segment] > 1e-3
     # segments that own patches: only the changed one moves (a segment
@@ -275,7 +280,3 @@ def test_patch_readout_trains_the_grouping_and_the_patch_embedding():
 def test_segment_readout_is_checked():
     with pytest.raises(ValueError, match='segment_readout'):
         tiny_groupvit(segment_readout='pixels')
-    model = tiny_groupvit(segment_readout='patch')
-    tokens, hw, _ = model.embed(torch.randn(1, 3, 32, 32))
-    with pytest.raises(ValueError, match='patches'):
-        model.encode_tokens(tokens, hw)

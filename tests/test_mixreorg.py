@@ -41,6 +41,66 @@ def test_the_mixer_adds_the_restored_and_segmentation_losses(
     assert 0.0 <= losses['mixed_seg_acc'].item() <= 1.0
 
 
+def test_the_mixer_owns_its_losses_and_their_settings(
+    tmp_path, toy_captions_root
+):
+    # the bare mixer gets the default losses; they hold no weights, so a
+    # checkpoint's keys do not depend on where the losses live
+    model = build(
+        tiny_mixreorg_cfg(
+            tmp_path, toy_captions_root, mixer=dict(type='MixReorgMixer')
+        )
+    ).train()
+    assert model.mixer.restored_contrastive_loss.loss_name == (
+        'loss_restored_contrastive'
+    )
+    assert model.mixer.mixed_segmentation_loss.candidates == 'group'
+    assert model.mixer.seg_assignment == 'hard'
+    assert not any('_loss' in key for key in model.state_dict())
+    # a weight set in the mixer's config is the one its loss uses
+    silent = dict(
+        type='ImageTextContrastiveLoss',
+        loss_weight=0.0,
+        loss_name='loss_restored_contrastive',
+    )
+    model = build(
+        tiny_mixreorg_cfg(
+            tmp_path,
+            toy_captions_root,
+            mixer=dict(type='MixReorgMixer', restored_contrastive_loss=silent),
+        )
+    ).train()
+    losses = model(*batch(), mode='loss')
+    assert losses['loss_restored_contrastive'].item() == 0.0
+    assert losses['loss_mixed_seg'].item() > 0.0
+    with pytest.raises(ValueError, match='seg_assignment'):
+        build(
+            tiny_mixreorg_cfg(
+                tmp_path,
+                toy_captions_root,
+                mixer=dict(type='MixReorgMixer', seg_assignment='fuzzy'),
+            )
+        )
+
+
+def test_the_original_branch_is_what_groupvit_computes_alone(
+    tmp_path, toy_captions_root
+):
+    # the mixer runs the backbone through its stage interface in parts,
+    # with the mixed and restored images batched alongside; without noise
+    # (eval) its original branch is the backbone's own forward
+    model = build(tiny_mixreorg_cfg(tmp_path, toy_captions_root)).eval()
+    inputs, _ = batch()
+    with torch.no_grad():
+        branches = model.mixer(model.backbone, inputs)
+        alone = model.backbone(inputs)
+    original = branches.original
+    torch.testing.assert_close(original.image_embed, alone.image_embed)
+    torch.testing.assert_close(original.segment_tokens, alone.segment_tokens)
+    for a, b in zip(original.assignments, alone.assignments, strict=True):
+        torch.testing.assert_close(a['soft'], b['soft'])
+
+
 def test_the_branches_have_groupvit_shapes(tmp_path, toy_captions_root):
     model = build(tiny_mixreorg_cfg(tmp_path, toy_captions_root)).train()
     inputs, _ = batch()
@@ -122,13 +182,7 @@ def test_test_time_forward_equals_the_groupvit_baseline_with_its_weights(
         sum(v for k, v in losses.items() if k.startswith('loss')).backward()
         optimizer.step()
         optimizer.zero_grad()
-    baseline_cfg = tiny_mixreorg_cfg(
-        tmp_path,
-        toy_captions_root,
-        mixer=None,
-        restored_contrastive_loss=None,
-        mixed_segmentation_loss=None,
-    )
+    baseline_cfg = tiny_mixreorg_cfg(tmp_path, toy_captions_root, mixer=None)
     baseline = build(baseline_cfg)
     assert not baseline.with_mixer
     state = mixreorg.state_dict()

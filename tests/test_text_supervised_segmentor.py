@@ -132,27 +132,29 @@ def test_segment_pooled_multi_label_loss_and_group_usage_train_the_grouping(
     assert assign.q_proj.weight.grad.abs().sum() > 0
 
 
-def test_noun_exclusive_loss_trains_the_segments_and_needs_the_nouns(
+def test_the_multi_label_loss_type_is_checked_at_build(
     tmp_path, toy_captions_root
 ):
-    exclusive = dict(type='NounExclusiveSegmentLoss', loss_weight=1.0)
-    model = build(
+    # the segmentor decides once, at build time, which image features the
+    # multi-label loss scores
+    pooled = build(tiny_model_cfg(tmp_path, toy_captions_root))
+    assert not pooled.multi_label_on_segments
+    segments = build(
         tiny_model_cfg(
-            tmp_path, toy_captions_root, noun_exclusive_loss=exclusive
+            tmp_path,
+            toy_captions_root,
+            multi_label_loss=dict(
+                type='MultiLabelContrastiveLoss', pooling='max'
+            ),
         )
-    ).train()
-    losses = model(*batch(), mode='loss')
-    assert 'loss_noun_exclusive' in losses
-    losses['loss_noun_exclusive'].backward()
-    assert next(model.image_projector.parameters()).grad is not None
-    assert model.multi_label_logit_scale.grad is not None
-    with pytest.raises(ValueError, match='noun_exclusive_loss.*multi_label'):
+    )
+    assert segments.multi_label_on_segments
+    with pytest.raises(TypeError, match='MultiLabelContrastiveLoss'):
         build(
             tiny_model_cfg(
                 tmp_path,
                 toy_captions_root,
-                multi_label_loss=None,
-                noun_exclusive_loss=exclusive,
+                multi_label_loss=dict(type='ImageTextContrastiveLoss'),
             )
         )
 

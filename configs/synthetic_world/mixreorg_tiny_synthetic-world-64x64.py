@@ -15,13 +15,18 @@
 #   python tools/test.py configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py CKPT
 _base_ = ['./groupvit_tiny_synthetic-world-64x64.py']
 model = dict(
-    mixer=dict(type='MixReorgMixer', mix_layer=0, group_size=2, unit=1),
-    restored_contrastive_loss=dict(
-        type='ImageTextContrastiveLoss',
-        loss_weight=1.0,
-        loss_name='loss_restored_contrastive',
-    ),
-    mixed_segmentation_loss=dict(
-        type='MixedSegmentationLoss', loss_weight=1.0, candidates='group'
+    mixer=dict(
+        type='MixReorgMixer',
+        mix_layer=0,
+        group_size=2,
+        unit=1,
+        restored_contrastive_loss=dict(
+            type='ImageTextContrastiveLoss',
+            loss_weight=1.0,
+            loss_name='loss_restored_contrastive',
+        ),
+        mixed_segmentation_loss=dict(
+            type='MixedSegmentationLoss', loss_weight=1.0, candidates='group'
+        ),
     ),
 )

@@ -18,14 +18,17 @@ model = dict(
         group_size=2,
         unit=1,
         progressive=True,
+        # the mixer's own losses: restored features against the captions,
+        # and the mixed images' tokens classified among their group's
+        # captions through the hard grouping assignments
+        restored_contrastive_loss=dict(
+            type='ImageTextContrastiveLoss',
+            loss_weight=1.0,
+            loss_name='loss_restored_contrastive',
+        ),
+        mixed_segmentation_loss=dict(
+            type='MixedSegmentationLoss', loss_weight=1.0, candidates='group'
+        ),
+        seg_assignment='hard',
     ),
-    restored_contrastive_loss=dict(
-        type='ImageTextContrastiveLoss',
-        loss_weight=1.0,
-        loss_name='loss_restored_contrastive',
-    ),
-    mixed_segmentation_loss=dict(
-        type='MixedSegmentationLoss', loss_weight=1.0, candidates='group'
-    ),
-    seg_assignment='hard',
 )

@@ -6,7 +6,7 @@ a few stride-2 3x3 convolutions (BatchNorm, ReLU) and a 1x1 projection makes
 ViTs train faster and more stably, most of all on little data. GroupViT's
 reference model keeps the patch projection (``GroupViT(stem_channels=
 None)``, which the official checkpoints load onto); the small models of the
-synthetic world use the stem (``docs/benchmarks.md``, issue 8's study).
+synthetic world use the stem (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations

@@ -52,44 +52,27 @@ class CrossAttention(nn.Module):
 
 
 class CrossAttentionBlock(nn.Module):
-    """``x = q + attn(q, k)``, ``x = x + mlp(norm(x))`` and, with
-    ``post_norm``, a final norm (GroupViT's grouping block uses that form;
-    otherwise query and key are normalised first).
+    """``x = q + attn(q, k)``, ``x = x + mlp(norm(x))``, then a final norm
+    (the form of GroupViT's grouping block; its inputs arrive normalised).
 
     Args:
         dim: channels C.
         num_heads: attention heads.
-        mlp_ratio: hidden width of the MLP, times C.
-        post_norm: normalise the output instead of the inputs.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float = 4.0,
-        post_norm: bool = False,
-    ):
+    def __init__(self, dim: int, num_heads: int):
         super().__init__()
-        self.post_norm = post_norm
-        if post_norm:
-            self.norm_post = nn.LayerNorm(dim)
-        else:
-            self.norm_q = nn.LayerNorm(dim)
-            self.norm_k = nn.LayerNorm(dim)
+        self.norm_post = nn.LayerNorm(dim)
         self.attn = CrossAttention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = FFN(
             embed_dims=dim,
-            feedforward_channels=int(mlp_ratio * dim),
+            feedforward_channels=4 * dim,
             act_cfg=dict(type='GELU'),
         )
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         """``query`` ``[B, S, C]``, ``key`` ``[B, N, C]`` -> ``[B, S, C]``."""
-        if self.post_norm:
-            x = query + self.attn(query, key)
-        else:
-            x = query + self.attn(self.norm_q(query), self.norm_k(key))
+        x = query + self.attn(query, key)
         x = self.mlp(self.norm2(x), identity=x)
-        return self.norm_post(x) if self.post_norm else x
+        return self.norm_post(x)

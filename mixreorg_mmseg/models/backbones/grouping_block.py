@@ -12,13 +12,6 @@ through "GroupViT's two-stage grouping blocks"):
    estimator while training, a plain argmax at test time;
 3. each group's new token is its projected group token plus the average of
    the values of the segment tokens assigned to it, then an MLP.
-
-``group_token_in_segments=False`` (our option, not GroupViT's) drops the
-group token from step 3: a new segment is made of the tokens assigned to it
-only. The group token has attended to the whole image before the
-assignment, so with it a segment (even an empty one) can carry everything
-the losses need whatever the assignment; without it, what a segment knows
-is what it owns (docs/benchmarks.md, issue 8).
 """
 
 from __future__ import annotations
@@ -81,28 +74,17 @@ class GroupAssignment(nn.Module):
 
     Args:
         dim: channels C.
-        hard: one-hot assignment (straight-through); False keeps it soft.
-        gumbel: add Gumbel noise to the logits while training.
-        gumbel_tau: temperature of the Gumbel softmax.
-        assign_eps: added to each group's total assignment before the
-            average; 1 as in GroupViT, so an empty group gets ~0, not NaN.
+        hard: one-hot assignment (straight-through) with Gumbel noise
+            (temperature 1) while training, as GroupViT; False keeps it
+            soft and noise-free.
+
+    Each group's total assignment gets 1 added before the average (as in
+    GroupViT), so an empty group gathers ~0, not NaN.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        hard: bool = True,
-        gumbel: bool = True,
-        gumbel_tau: float = 1.0,
-        assign_eps: float = 1.0,
-    ):
+    def __init__(self, dim: int, hard: bool = True):
         super().__init__()
-        if gumbel_tau <= 0:
-            raise ValueError(f'gumbel_tau must be > 0, got {gumbel_tau}')
         self.hard = hard
-        self.gumbel = gumbel
-        self.gumbel_tau = gumbel_tau
-        self.assign_eps = assign_eps
         self.scale = dim**-0.5
         self.q_proj = nn.Linear(dim, dim)
         self.k_proj = nn.Linear(dim, dim)
@@ -112,11 +94,9 @@ class GroupAssignment(nn.Module):
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` ``[B, S, N]`` -> assignment ``[B, S, N]`` whose columns
         sum to 1 (one-hot when ``hard``)."""
-        if self.gumbel and self.training:
+        if self.hard and self.training:
             logits = logits + sample_gumbel_like(logits)
-            probs = F.softmax(logits / self.gumbel_tau, dim=1)
-        else:
-            probs = F.softmax(logits, dim=1)
+        probs = F.softmax(logits, dim=1)
         if self.hard:
             return straight_through_one_hot(probs, dim=1)
         return probs
@@ -142,7 +122,7 @@ class GroupAssignment(nn.Module):
         logits = logits * self.scale
         used = self.assign(logits)
         soft = F.softmax(logits, dim=1)
-        weights = used / (used.sum(dim=2, keepdim=True) + self.assign_eps)
+        weights = used / (used.sum(dim=2, keepdim=True) + 1.0)
         out = self.proj(torch.bmm(weights, self.v_proj(segments)))
         return out, dict(soft=soft, hard=used)
 
@@ -155,15 +135,10 @@ class GroupingBlock(nn.Module):
         num_heads: heads of the cross-attention before the assignment.
         num_group_tokens: S_in, group tokens of the stage.
         num_output_groups: S_out, segments after the block.
-        token_mlp_ratio: hidden width of the token-mixing MLP, times C.
-        channel_mlp_ratio: hidden width of the channel MLP, times C.
-        hard: hard (one-hot) assignment.
-        gumbel: Gumbel noise while training.
-        gumbel_tau: Gumbel softmax temperature.
-        assign_eps: see :class:`GroupAssignment`.
-        group_token_in_segments: add the (cross-attended) group token to
-            its segment's token (GroupViT); False: the segment is the
-            average of its assigned tokens only.
+        hard: see :class:`GroupAssignment`.
+
+    The token-mixing MLP is ``C / 2`` wide and the channel MLP ``4 C``, as
+    in GroupViT.
     """
 
     def __init__(
@@ -172,37 +147,22 @@ class GroupingBlock(nn.Module):
         num_heads: int,
         num_group_tokens: int,
         num_output_groups: int,
-        token_mlp_ratio: float = 0.5,
-        channel_mlp_ratio: float = 4.0,
         hard: bool = True,
-        gumbel: bool = True,
-        gumbel_tau: float = 1.0,
-        assign_eps: float = 1.0,
-        group_token_in_segments: bool = True,
     ):
         super().__init__()
         self.num_output_groups = num_output_groups
-        self.group_token_in_segments = group_token_in_segments
         self.norm_tokens = nn.LayerNorm(dim)
         self.mlp_inter = TokenMixingMlp(
-            num_group_tokens, int(token_mlp_ratio * dim), num_output_groups
+            num_group_tokens, dim // 2, num_output_groups
         )
         self.norm_post_tokens = nn.LayerNorm(dim)
         self.norm_x = nn.LayerNorm(dim)
-        self.pre_assign_attn = CrossAttentionBlock(
-            dim, num_heads, mlp_ratio=4.0, post_norm=True
-        )
-        self.assign = GroupAssignment(
-            dim,
-            hard=hard,
-            gumbel=gumbel,
-            gumbel_tau=gumbel_tau,
-            assign_eps=assign_eps,
-        )
+        self.pre_assign_attn = CrossAttentionBlock(dim, num_heads)
+        self.assign = GroupAssignment(dim, hard=hard)
         self.norm_new_x = nn.LayerNorm(dim)
         self.mlp_channels = FFN(
             embed_dims=dim,
-            feedforward_channels=int(channel_mlp_ratio * dim),
+            feedforward_channels=4 * dim,
             act_cfg=dict(type='GELU'),
         )
 
@@ -226,9 +186,7 @@ class GroupingBlock(nn.Module):
         )
         groups = self.pre_assign_attn(groups, segments)
         gathered, assignment = self.assign(groups, segments)
-        new_segments = gathered
-        if self.group_token_in_segments:
-            new_segments = new_segments + groups
+        new_segments = gathered + groups
         new_segments = self.mlp_channels(
             self.norm_new_x(new_segments), identity=new_segments
         )

@@ -17,6 +17,18 @@ Data flow for an image batch ``[B, 3, H, W]`` with patch ``p``::
     segment_readout='patch' (our option): the final segment tokens are
     read out of the patch embeddings each segment owns instead
     (read_out_segments: [B, N, C] patches -> [B, S_last, C])
+
+The same flow as four public steps, which :meth:`GroupViT.forward` chains
+and MixReorg's mixer interleaves with its mixing (it runs the first stage's
+layers in two parts and groups three branches at once)::
+
+    embed(images)                        -> tokens, hw_shape, patches
+    first_stage_group_tokens(B)          -> group tokens [B, G_1, C]
+    run_first_stage(cat(tokens, groups), start, end)
+                                         -> [B, N + G_1, C]
+    group_first_stage(tokens, groups)    -> segments [B, S_1, C], assignment
+    encode_later_stages(segments, groups, [assignment], hw_shape, patches)
+                                         -> GroupViTOutput
 """
 
 from __future__ import annotations
@@ -116,9 +128,11 @@ class GroupingStage(nn.Module):
         num_output_groups: segments after the grouping block (None: no
             grouping block, the last stage).
         drop_path_rates: one stochastic-depth rate per layer.
-        mlp_ratio, qkv_bias, drop_rate, attn_drop_rate: transformer layers.
-        grouping_cfg: extra keyword arguments of :class:`GroupingBlock`.
+        hard_assignment: see :class:`GroupingBlock`.
         with_cp: gradient checkpointing of the transformer layers.
+
+    The transformer layers are ViT's (MLP ``4 C`` wide, attention biases,
+    no dropout).
     """
 
     def __init__(
@@ -130,11 +144,7 @@ class GroupingStage(nn.Module):
         num_prev_group_tokens: int,
         num_output_groups: int | None,
         drop_path_rates: Sequence[float],
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        grouping_cfg: dict | None = None,
+        hard_assignment: bool = True,
         with_cp: bool = False,
     ):
         super().__init__()
@@ -159,11 +169,8 @@ class GroupingStage(nn.Module):
             TransformerEncoderLayer(
                 embed_dims=dim,
                 num_heads=num_heads,
-                feedforward_channels=int(mlp_ratio * dim),
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
+                feedforward_channels=4 * dim,
                 drop_path_rate=rate,
-                qkv_bias=qkv_bias,
             )
             for rate in drop_path_rates
         )
@@ -175,7 +182,7 @@ class GroupingStage(nn.Module):
                 num_heads=num_heads,
                 num_group_tokens=num_group_tokens,
                 num_output_groups=num_output_groups,
-                **(grouping_cfg or {}),
+                hard=hard_assignment,
             )
 
     def initial_group_tokens(
@@ -254,22 +261,10 @@ class GroupViT(BaseModule):
             the last, 0 for the last.
         num_output_groups: segments produced by each grouping block (one per
             stage but the last).
-        mlp_ratio: MLP width of the transformer layers, times C.
-        qkv_bias: biases of the attention projections.
-        drop_rate: dropout after attention / MLP.
-        attn_drop_rate: attention dropout.
         drop_path_rate: stochastic depth, rising linearly over all layers.
         hard_assignment: one-hot (straight-through) assignment with Gumbel
-            noise while training; False keeps soft assignments.
-        gumbel: Gumbel noise on the assignment logits while training.
-            None: as ``hard_assignment`` (GroupViT's setting: both on).
-            ``hard_assignment=True, gumbel=False`` assigns every token to
-            its most likely group deterministically (straight-through).
-        gumbel_tau: Gumbel softmax temperature.
-        assign_eps: see :class:`~.grouping_block.GroupAssignment`.
-        group_token_in_segments: GroupViT adds each group token to its new
-            segment; False builds segments from their assigned tokens only
-            (:class:`~.grouping_block.GroupingBlock`).
+            noise while training (GroupViT's); False keeps soft
+            assignments without noise.
         segment_readout: what the final segment tokens (those zero-shot
             inference scores against class prompts) are made of.
             ``'group'``: the last stage's tokens (GroupViT). ``'patch'``
@@ -279,7 +274,7 @@ class GroupViT(BaseModule):
             readout MLP; the image embedding stays the mean of the last
             stage's tokens. Only the grouping then decides what a segment
             is made of, and no context of the rest of the image reaches its
-            embedding (docs/benchmarks.md, issue 8).
+            embedding (docs/benchmarks.md).
         with_cp: gradient checkpointing of the transformer layers.
         stem_channels: None: the patch projection (one stride-p
             convolution, GroupViT's). A list of widths: a
@@ -301,16 +296,8 @@ class GroupViT(BaseModule):
         num_heads: Sequence[int] = (6, 6, 6),
         num_group_tokens: Sequence[int] = (64, 8, 0),
         num_output_groups: Sequence[int] = (64, 8),
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         hard_assignment: bool = True,
-        gumbel: bool | None = None,
-        gumbel_tau: float = 1.0,
-        assign_eps: float = 1.0,
-        group_token_in_segments: bool = True,
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
         segment_readout: str = 'group',
@@ -362,16 +349,8 @@ class GroupViT(BaseModule):
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_grid[0] * self.patch_grid[1], embed_dims)
         )
-        self.pos_drop = nn.Dropout(drop_rate)
 
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        grouping_cfg = dict(
-            hard=hard_assignment,
-            gumbel=hard_assignment if gumbel is None else gumbel,
-            gumbel_tau=gumbel_tau,
-            assign_eps=assign_eps,
-            group_token_in_segments=group_token_in_segments,
-        )
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
             last = i == len(depths) - 1
@@ -386,11 +365,7 @@ class GroupViT(BaseModule):
                     drop_path_rates=rates[
                         sum(depths[:i]) : sum(depths[: i + 1])
                     ],
-                    mlp_ratio=mlp_ratio,
-                    qkv_bias=qkv_bias,
-                    drop_rate=drop_rate,
-                    attn_drop_rate=attn_drop_rate,
-                    grouping_cfg=grouping_cfg,
+                    hard_assignment=hard_assignment,
                     with_cp=with_cp,
                 )
             )
@@ -405,7 +380,7 @@ class GroupViT(BaseModule):
             self.readout_norm = nn.LayerNorm(embed_dims)
             self.readout_mlp = FFN(
                 embed_dims=embed_dims,
-                feedforward_channels=int(mlp_ratio * embed_dims),
+                feedforward_channels=4 * embed_dims,
                 act_cfg=dict(type='GELU'),
             )
         self._init_from_scratch()
@@ -519,7 +494,7 @@ class GroupViT(BaseModule):
         out)."""
         patches, hw_shape = self.patch_embed(images)
         tokens = patches + self.position_embedding(hw_shape)
-        return self.pos_drop(tokens), tuple(hw_shape), patches
+        return tokens, tuple(hw_shape), patches
 
     def read_out_segments(
         self,
@@ -546,46 +521,62 @@ class GroupViT(BaseModule):
         pooled = self.readout_mlp(self.readout_norm(pooled), identity=pooled)
         return self.norm(pooled)
 
-    def encode_tokens(
+    def first_stage_group_tokens(self, batch_size: int) -> torch.Tensor:
+        """The first stage's learnable group tokens for ``batch_size``
+        images: ``[B, G_1, C]``."""
+        return self.layers[0].initial_group_tokens(batch_size, None)
+
+    def run_first_stage(
+        self, tokens: torch.Tensor, start: int = 0, end: int | None = None
+    ) -> torch.Tensor:
+        """First-stage transformer layers ``[start, end)`` (None: to the
+        end of the stage) on ``cat(patch tokens, group tokens)``
+        ``[B, N + G_1, C]``; returns the same shape."""
+        return self.layers[0].run_layers(tokens, start, end)
+
+    def group_first_stage(
+        self, patch_tokens: torch.Tensor, group_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The first grouping block: patch tokens ``[B, N, C]`` and the
+        group tokens after the stage's layers ``[B, G_1, C]`` -> segments
+        ``[B, S_1, C]`` and the assignment (``soft``, ``hard``:
+        ``[B, S_1, N]``)."""
+        return self.layers[0].downsample(patch_tokens, group_tokens)
+
+    def encode_later_stages(
         self,
-        tokens: torch.Tensor,
+        segments: torch.Tensor,
+        group_tokens: torch.Tensor,
+        assignments: Sequence[dict],
         hw_shape: tuple[int, int],
-        prev_group_tokens: torch.Tensor | None = None,
-        first_stage: int = 0,
-        assignments: Sequence[dict] = (),
-        patches: torch.Tensor | None = None,
+        patches: torch.Tensor,
     ) -> GroupViTOutput:
-        """Run the stages from ``first_stage`` on (already embedded) tokens.
+        """Every stage after the first, the final norm and the readout.
 
         Args:
-            tokens: ``[B, N, C]`` segment tokens entering ``first_stage``.
-            hw_shape: patch grid of the image.
-            prev_group_tokens: group tokens of the stage before
-                ``first_stage`` (needed when it is > 0).
-            first_stage: index of the first stage to run.
-            assignments: assignments of the stages before ``first_stage``.
-            patches: ``[B, N, C]`` patch embeddings (before position), for
-                ``segment_readout='patch'`` (required there).
+            segments: ``[B, S_1, C]`` segments of the first grouping.
+            group_tokens: ``[B, G_1, C]`` first-stage group tokens after its
+                layers (the next stage's group tokens are projected from
+                them).
+            assignments: the first grouping's assignment, in a list.
+            hw_shape: patch grid ``(h, w)``.
+            patches: ``[B, N, C]`` patch embeddings before position
+                embedding (what ``segment_readout='patch'`` reads out).
         """
         assignments = list(assignments)
-        for stage in self.layers[first_stage:]:
-            tokens, prev_group_tokens, assignment = stage(
-                tokens, prev_group_tokens
-            )
+        for stage in self.layers[1:]:
+            segments, group_tokens, assignment = stage(segments, group_tokens)
             if assignment is not None:
                 assignments.append(assignment)
-        tokens = self.norm(tokens)
-        segments = tokens
+        tokens = self.norm(segments)
+        segment_tokens = tokens
         if self.segment_readout == 'patch':
-            if patches is None:
-                raise ValueError(
-                    "GroupViT.encode_tokens: segment_readout='patch' needs "
-                    'the patch embeddings (patches=...)'
-                )
-            segments = self.read_out_segments(patches, assignments, hw_shape)
+            segment_tokens = self.read_out_segments(
+                patches, assignments, hw_shape
+            )
         return GroupViTOutput(
             image_embed=tokens.mean(dim=1),
-            segment_tokens=segments,
+            segment_tokens=segment_tokens,
             assignments=assignments,
             hw_shape=hw_shape,
         )
@@ -593,4 +584,13 @@ class GroupViT(BaseModule):
     def forward(self, images: torch.Tensor) -> GroupViTOutput:
         """``images`` ``[B, 3, H, W]`` -> :class:`GroupViTOutput`."""
         tokens, hw_shape, patches = self.embed(images)
-        return self.encode_tokens(tokens, hw_shape, patches=patches)
+        num_patches = tokens.shape[1]
+        groups = self.first_stage_group_tokens(tokens.shape[0])
+        tokens = self.run_first_stage(torch.cat([tokens, groups], dim=1))
+        groups = tokens[:, num_patches:]
+        segments, assignment = self.group_first_stage(
+            tokens[:, :num_patches], groups
+        )
+        return self.encode_later_stages(
+            segments, groups, [assignment], hw_shape, patches
+        )

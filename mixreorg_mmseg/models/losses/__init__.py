@@ -6,7 +6,6 @@ from .image_text_contrastive_loss import ImageTextContrastiveLoss
 from .mixed_segmentation_loss import MixedSegmentationLoss
 from .multi_label_contrastive_loss import MultiLabelContrastiveLoss
 from .named_loss import NamedLoss
-from .noun_exclusive_segment_loss import NounExclusiveSegmentLoss
 
 __all__ = [
     'GroupUsageLoss',
@@ -14,5 +13,4 @@ __all__ = [
     'MixedSegmentationLoss',
     'MultiLabelContrastiveLoss',
     'NamedLoss',
-    'NounExclusiveSegmentLoss',
 ]

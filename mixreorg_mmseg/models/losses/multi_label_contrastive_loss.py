@@ -25,25 +25,6 @@ every segment away from it: a multiple-instance reading of the caption's
 nouns, which trains exactly what zero-shot inference scores (segments
 against class prompts).
 
-**Matched segments** (``pooling='matched'``, our option): with the best
-segment the image side spreads an image's target evenly over all of its
-nouns, so one segment that looks like "disc and square" at once satisfies
-"a disc and a square", and nothing asks the square's own segment to prefer
-"square" to "disc": the segments learn which shapes share their image
-(context) rather than what they are, and zero-shot inference then gives two
-objects the same class (measured on the synthetic world's held-out shape
-pairs, docs/benchmarks.md, issue 8). ``'matched'`` gives every noun of an
-image its own segment (:func:`match_segments_to_nouns`: one-to-one, best
-score first, no gradient through the choice) and makes each matched
-segment a row of its own: its target is its noun's prompt, and the image's
-other nouns are negatives like every other prompt of the batch::
-
-    L_image = mean over valid (b, k) of
-              - log softmax_{q in V}(s I_{b, m(b,k)} . P_q)_{(b,k)}
-
-The text side stays the best segment's (a prompt is scored by each
-image's best segment for it).
-
 Distributed training works as for :class:`.ImageTextContrastiveLoss`: the
 embeddings are gathered with gradient (open_clip's ``gather_features``, the
 gather of its ``ClipLoss``), the local rows are scored against the gathered
@@ -84,46 +65,6 @@ def _best_segment(
     return scores.max(dim=1).values
 
 
-def match_segments_to_nouns(
-    scores: torch.Tensor, segment_valid: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """One segment per noun, no segment for two nouns of one image.
-
-    Greedy one-to-one matching, highest score first: repeatedly take the
-    best (segment, noun) pair of an image among the valid segments and the
-    nouns still unmatched, and remove both. A noun left over when the image
-    has fewer valid segments than valid nouns takes its best valid segment.
-
-    Args:
-        scores: ``[B, S, K]`` segment-noun scores (no gradient is needed).
-        segment_valid: ``BoolTensor [B, S]``.
-        valid: ``BoolTensor [B, K]``, the valid nouns.
-
-    Returns:
-        ``LongTensor [B, K]``: the segment matched to each noun (any index
-        at invalid nouns).
-    """
-    batch, num_segments, num_nouns = scores.shape
-    lowest = torch.finfo(scores.dtype).min
-    scores = scores.detach().masked_fill(~segment_valid[..., None], lowest)
-    # the fallback of a noun left over: its best valid segment
-    match = scores.argmax(dim=1)
-    free_segment = segment_valid.clone()
-    free_noun = valid.clone()
-    rows = torch.arange(batch, device=scores.device)
-    for _ in range(min(num_segments, num_nouns)):
-        open_pairs = free_segment[..., None] & free_noun[:, None, :]
-        if not open_pairs.any():
-            break
-        flat = scores.masked_fill(~open_pairs, lowest).flatten(1).argmax(1)
-        seg, noun = flat // num_nouns, flat % num_nouns
-        took = open_pairs.flatten(1)[rows, flat]
-        match[rows[took], noun[took]] = seg[took]
-        free_segment[rows[took], seg[took]] = False
-        free_noun[rows[took], noun[took]] = False
-    return match
-
-
 @MODELS.register_module()
 class MultiLabelContrastiveLoss(NamedLoss):
     """Contrastive loss between images and the noun prompts of their
@@ -146,12 +87,10 @@ class MultiLabelContrastiveLoss(NamedLoss):
             ``loss_``).
         pooling: ``'image'``: ``I_b`` is the image embedding ``[B, C]``
             (GroupViT); ``'max'``: ``I_b . P_q`` is the best of the image's
-            segments, ``image_embeds`` is ``[B, S, C]``; ``'matched'``: as
-            ``'max'`` on the text side, and on the image side one row per
-            noun, scored by the segment matched to it (module docstring).
+            segments, ``image_embeds`` is ``[B, S, C]``.
     """
 
-    POOLINGS = ('image', 'max', 'matched')
+    POOLINGS = ('image', 'max')
 
     def __init__(
         self,
@@ -170,7 +109,7 @@ class MultiLabelContrastiveLoss(NamedLoss):
     @property
     def uses_segments(self) -> bool:
         """Whether ``forward`` takes segments ``[B, S, C]``."""
-        return self.pooling in ('max', 'matched')
+        return self.pooling == 'max'
 
     def forward(
         self,
@@ -184,12 +123,12 @@ class MultiLabelContrastiveLoss(NamedLoss):
 
         Args:
             image_embeds: ``[B, C]``; ``[B, S, C]`` segments with
-                ``pooling='max'`` or ``'matched'``.
+                ``pooling='max'``.
             prompt_embeds: ``[B, K, C]``; prompt ``k`` of image ``b``.
                 Padding prompts may hold any finite values (zeros).
             valid: ``BoolTensor [B, K]``, False at padding prompts.
             logit_scale: Scalar ``s`` (already exponentiated and clamped).
-            segment_valid: ``BoolTensor [B, S]`` (segment poolings): the
+            segment_valid: ``BoolTensor [B, S]`` (``pooling='max'``): the
                 segments that own patches; None: all of them.
 
         Returns:
@@ -256,34 +195,22 @@ class MultiLabelContrastiveLoss(NamedLoss):
             : batch * num_prompts
         ]
 
-        if self.pooling == 'matched':
-            image_sum, image_rows_global = self._matched_image_side(
-                images,
-                prompts,
-                all_prompts,
-                valid,
-                all_valid,
-                segment_valid,
-                logit_scale,
-                rank,
+        # image side: [B, W * B * K], padding columns masked out; the
+        # finite fill keeps rows finite when no column is valid
+        if self.uses_segments:
+            logits = logit_scale * _best_segment(
+                images, segment_valid, all_prompts
             )
         else:
-            # image side: [B, W * B * K], padding columns masked out; the
-            # finite fill keeps rows finite when no column is valid
-            if self.uses_segments:
-                logits = logit_scale * _best_segment(
-                    images, segment_valid, all_prompts
-                )
-            else:
-                logits = logit_scale * images @ all_prompts.t()
-            logits = logits.masked_fill(
-                ~all_valid[None], torch.finfo(logits.dtype).min
-            )
-            targets = (owner[None] == local_images[:, None]) & all_valid[None]
-            targets = targets.to(logits.dtype)
-            targets = targets / targets.sum(-1, keepdim=True).clamp(min=1)
-            image_sum = -(targets * logits.log_softmax(-1)).sum()
-            image_rows_global = all_valid.view(-1, num_prompts).any(-1).sum()
+            logits = logit_scale * images @ all_prompts.t()
+        logits = logits.masked_fill(
+            ~all_valid[None], torch.finfo(logits.dtype).min
+        )
+        targets = (owner[None] == local_images[:, None]) & all_valid[None]
+        targets = targets.to(logits.dtype)
+        targets = targets / targets.sum(-1, keepdim=True).clamp(min=1)
+        image_sum = -(targets * logits.log_softmax(-1)).sum()
+        image_rows_global = all_valid.view(-1, num_prompts).any(-1).sum()
 
         # text side: [B * K, W * B], padding rows weighted 0
         if self.uses_segments:
@@ -306,37 +233,3 @@ class MultiLabelContrastiveLoss(NamedLoss):
             )
         )
         return self.loss_weight * loss
-
-    @staticmethod
-    def _matched_image_side(
-        segments,
-        prompts,
-        all_prompts,
-        valid,
-        all_valid,
-        segment_valid,
-        logit_scale,
-        rank,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum of the rows of the local valid nouns, each the matched
-        segment ``[C]`` against every prompt ``[W * B * K]`` with its own
-        prompt as target, and the global row count."""
-        batch, num_prompts = valid.shape
-        channels = segments.shape[-1]
-        own = torch.einsum(
-            'bsc,bkc->bsk', segments, prompts.view(batch, num_prompts, -1)
-        )
-        match = match_segments_to_nouns(own, segment_valid, valid)
-        matched = segments.gather(
-            1, match[..., None].expand(batch, num_prompts, channels)
-        ).flatten(0, 1)
-        rows = valid.flatten()
-        logits = logit_scale * matched[rows] @ all_prompts.t()
-        logits = logits.masked_fill(
-            ~all_valid[None], torch.finfo(logits.dtype).min
-        )
-        targets = rank * batch * num_prompts + torch.arange(
-            batch * num_prompts, device=segments.device
-        )
-        image_sum = F.cross_entropy(logits, targets[rows], reduction='sum')
-        return image_sum, all_valid.sum()

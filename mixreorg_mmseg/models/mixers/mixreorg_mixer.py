@@ -15,6 +15,18 @@ branches share::
         source images (restored); original, mixed and restored tokens go
         through the grouping blocks and later stages together ([3B, ...])
 
+It drives the GroupViT only through its stage interface (``embed``,
+``first_stage_group_tokens``, ``run_first_stage``, ``group_first_stage``,
+``encode_later_stages``). Like an MMSeg decode head with its
+``loss_decode``, the mixer owns the two losses of its branches
+(:meth:`MixReorgMixer.loss`)::
+
+    restored_contrastive_loss(restored embeds, captions)
+                                        -> loss_restored_contrastive
+    mixed_segmentation_loss(mixed segment embeds, chained assignments,
+                            captions, plan)
+                                        -> loss_mixed_seg, mixed_seg_acc
+
 At test time none of this runs: the segmentor calls the GroupViT alone, so
 zero-shot inference costs exactly what GroupViT's does.
 
@@ -32,8 +44,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
+from mmseg.utils import OptConfigType
 
-from ..backbones.groupvit import GroupViT, GroupViTOutput
+from ..backbones.groupvit import GroupViT, GroupViTOutput, chain_assignments
 from .mixing_plan import MixingPlan
 from .patch_mixer import PatchMixer
 from .progressive_mixing_block import ProgressiveMixingBlock
@@ -86,6 +99,15 @@ class MixReorgMixer(nn.Module):
         progressive: with the progressive mixing blocks, one before each
             stage-1 layer after ``mix_layer`` (one if there is none); False:
             the mixed tokens only go through the shared layers.
+        restored_contrastive_loss: loss of the restored branch's pooled
+            embeddings with the captions (None:
+            ``ImageTextContrastiveLoss`` named
+            ``loss_restored_contrastive``).
+        mixed_segmentation_loss: token-level caption classification of the
+            mixed images (None: ``MixedSegmentationLoss``).
+        seg_assignment: ``'hard'`` or ``'soft'`` chained assignment for
+            the segmentation loss (hard: what the grouping used, with the
+            straight-through gradient).
     """
 
     def __init__(
@@ -98,6 +120,9 @@ class MixReorgMixer(nn.Module):
         unit: int = 1,
         seed: int | None = None,
         progressive: bool = True,
+        restored_contrastive_loss: OptConfigType = None,
+        mixed_segmentation_loss: OptConfigType = None,
+        seg_assignment: str = 'hard',
     ):
         super().__init__()
         if mix_layer is None:
@@ -120,6 +145,22 @@ class MixReorgMixer(nn.Module):
         self.progressive_blocks = nn.ModuleList(
             ProgressiveMixingBlock(embed_dims, num_heads)
             for _ in range(blocks)
+        )
+        if seg_assignment not in ('hard', 'soft'):
+            raise ValueError(
+                f"mixer.seg_assignment must be 'hard' or 'soft', got "
+                f'{seg_assignment!r}'
+            )
+        self.seg_assignment = seg_assignment
+        self.restored_contrastive_loss = MODELS.build(
+            restored_contrastive_loss
+            or dict(
+                type='ImageTextContrastiveLoss',
+                loss_name='loss_restored_contrastive',
+            )
+        )
+        self.mixed_segmentation_loss = MODELS.build(
+            mixed_segmentation_loss or dict(type='MixedSegmentationLoss')
         )
 
     def check_backbone(self, backbone: GroupViT) -> None:
@@ -150,15 +191,17 @@ class MixReorgMixer(nn.Module):
         Args:
             backbone: the shared GroupViT.
             images: ``[B, 3, H, W]``.
+
+        Returns:
+            the three branches (``[B, ...]`` each) and the mixing plan.
         """
         tokens, hw_shape, patches = backbone.embed(images)
         batch, num_patches, _ = tokens.shape
         plan = self.patch_mixer.plan(batch, hw_shape, tokens.device)
-        stage = backbone.layers[0]
-        fresh_groups = stage.initial_group_tokens(batch, None)
+        fresh_groups = backbone.first_stage_group_tokens(batch)
 
         # (a) contextual mixing: context first, then mix the patch tokens
-        original = stage.run_layers(
+        original = backbone.run_first_stage(
             torch.cat([tokens, fresh_groups], dim=1), 0, self.mix_layer
         )
         mixed = torch.cat(
@@ -180,9 +223,13 @@ class MixReorgMixer(nn.Module):
                 ]
             )
             if i < len(layers):
-                both = stage.run_layers(both, layers[i], layers[i] + 1)
+                both = backbone.run_first_stage(
+                    both, layers[i], layers[i] + 1
+                )
         if not self.progressive:
-            both = stage.run_layers(both, self.mix_layer, self.stage_depth)
+            both = backbone.run_first_stage(
+                both, self.mix_layer, self.stage_depth
+            )
         original, mixed = both[:batch], both[batch:]
 
         # (c) mixing restoration, then grouping for the three branches
@@ -197,17 +244,66 @@ class MixReorgMixer(nn.Module):
                 original[:, num_patches:],
             ]
         )
-        segments, assignment = stage.downsample(segments, group_tokens)
+        segments, assignment = backbone.group_first_stage(
+            segments, group_tokens
+        )
         # the branches' own patch embeddings (segment_readout='patch'):
         # restoring the mixed ones gives the originals back exactly
         patches = torch.cat([patches, plan.mix(patches), patches])
-        output = backbone.encode_tokens(
-            segments,
-            hw_shape,
-            prev_group_tokens=group_tokens,
-            first_stage=1,
-            assignments=[assignment],
-            patches=patches,
+        output = backbone.encode_later_stages(
+            segments, group_tokens, [assignment], hw_shape, patches
         )
         branches = _split_output(output, 3)
         return MixReorgOutput(*branches, plan=plan)
+
+    def loss(
+        self,
+        branches: MixReorgOutput,
+        restored_embed: torch.Tensor,
+        mixed_segment_embeds: torch.Tensor,
+        caption_embed: torch.Tensor,
+        logit_scale: torch.Tensor,
+    ) -> dict:
+        """MixReorg's two losses (and the logged token accuracy).
+
+        Args:
+            branches: what :meth:`forward` returned (the mixed branch's
+                assignments, the plan).
+            restored_embed: ``[B, D]`` projected pooled embeddings of the
+                restored branch.
+            mixed_segment_embeds: ``[B, S, D]`` projected final segments of
+                the mixed images.
+            caption_embed: ``[B, D]`` projected captions.
+            logit_scale: the clamped scalar logit scale.
+
+        Returns:
+            ``loss_restored_contrastive``, ``loss_mixed_seg`` (by their
+            losses' ``loss_name``) and ``mixed_seg_acc`` (fraction of mixed
+            tokens whose source caption ranks first; logged, not trained).
+        """
+        plan = branches.plan
+        token_to_segment = chain_assignments(
+            branches.mixed.assignments,
+            branches.mixed.hw_shape,
+            kind=self.seg_assignment,
+        ).flatten(2)
+        seg_loss = self.mixed_segmentation_loss
+        probs = seg_loss.token_probabilities(
+            mixed_segment_embeds,
+            token_to_segment,
+            caption_embed,
+            plan.same_group(),
+            logit_scale,
+        )
+        accuracy = (probs.detach().argmax(dim=-1) == plan.labels()).float()
+        return {
+            self.restored_contrastive_loss.loss_name: (
+                self.restored_contrastive_loss(
+                    restored_embed, caption_embed, logit_scale
+                )
+            ),
+            seg_loss.loss_name: seg_loss.loss_from_probabilities(
+                probs, plan.labels()
+            ),
+            'mixed_seg_acc': accuracy.mean(),
+        }

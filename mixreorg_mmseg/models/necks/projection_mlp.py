@@ -16,7 +16,7 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class ProjectionMLP(nn.Module):
-    """``num_layers`` linear layers, BatchNorm + ReLU between them.
+    """Two linear layers, BatchNorm + ReLU between them (GroupViT's).
 
     Accepts ``[..., C_in]`` (any leading dims, e.g. ``[B, C]`` embeddings or
     ``[B, S, C]`` segment tokens); BatchNorm statistics are over all leading
@@ -25,8 +25,7 @@ class ProjectionMLP(nn.Module):
     Args:
         in_channels: C_in.
         out_channels: C_out (joint space width).
-        hidden_channels: width of the hidden layers.
-        num_layers: linear layers (1: a single linear projection).
+        hidden_channels: width of the hidden layer.
     """
 
     def __init__(
@@ -34,22 +33,14 @@ class ProjectionMLP(nn.Module):
         in_channels: int,
         out_channels: int = 256,
         hidden_channels: int = 4096,
-        num_layers: int = 2,
     ):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be >= 1, got {num_layers}')
-        layers = []
-        width = in_channels
-        for _ in range(num_layers - 1):
-            layers += [
-                nn.Linear(width, hidden_channels),
-                nn.BatchNorm1d(hidden_channels),
-                nn.ReLU(inplace=True),
-            ]
-            width = hidden_channels
-        self.linear_hidden = nn.Sequential(*layers)
-        self.linear_out = nn.Linear(width, out_channels)
+        self.linear_hidden = nn.Sequential(
+            nn.Linear(in_channels, hidden_channels),
+            nn.BatchNorm1d(hidden_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.linear_out = nn.Linear(hidden_channels, out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
 

@@ -4,26 +4,39 @@ Training (``mode='loss'``) with ``mixer=None``: GroupViT (Xu et al., CVPR
 2022, Sec. 3.2)::
 
     loss(inputs, data_samples)
-      captions <- data_samples[i].metainfo['caption']
-      backbone(inputs) -> image_projector               -> image [B, D]
-      encode_text(captions [+ noun prompts])            -> text  [B, D]
-      contrastive_loss(image, caption)                  -> loss_contrastive
-      multi_label_loss(image, noun prompts)             -> loss_multi_label
+      encode_captions(captions [+ noun prompts])  -> text: captions [B, D],
+                                                     prompts [B, K, D]
+      encode_image(inputs): backbone -> image_projector
+                                                  -> image [B, D],
+                                                     segments [B, S, D]
+      caption_losses(image, text)
+        contrastive_loss(image, captions)         -> loss_contrastive
+        group_usage_loss(assignments)             -> loss_group_usage
+        multi_label_loss(image or segments, prompts)
+                                                  -> loss_multi_label
 
 With a ``mixer`` (``MixReorgMixer``): MixReorg (Cai et al., ICCV 2023,
-Sec. 3, Fig. 2), the same model and text side plus::
+Sec. 3, Fig. 2); the same text side and caption losses, on the original
+branch::
 
-      mixer(backbone, inputs) -> original, mixed, restored branches, plan
-      contrastive_loss(original, caption)               -> loss_contrastive
-      multi_label_loss(original, noun prompts)          -> loss_multi_label
-      restored_contrastive_loss(restored, caption)      -> loss_restored_...
-      mixed_segmentation_loss(mixed segments, tokens -> segments,
-                              captions, plan.labels)    -> loss_mixed_seg
+    loss(inputs, data_samples)
+      encode_captions(...)                        -> text
+      mixer(backbone, inputs)                     -> original, mixed,
+                                                     restored branches, plan
+      project_branches(branches)                  -> image (original),
+                                                     restored [B, D],
+                                                     mixed segments [B, S, D]
+      mixer.loss(branches, restored, mixed segments, captions)
+                                                  -> loss_restored_contrastive,
+                                                     loss_mixed_seg
+      caption_losses(image, text)                 -> as without a mixer
 
-Zero-shot inference (``mode='predict'``), MMSeg's ``EncoderDecoder`` path::
+Zero-shot inference (``mode='predict'``), MMSeg's ``EncoderDecoder`` path;
+no mixer runs, so a MixReorg checkpoint is tested exactly as GroupViT::
 
     predict() -> inference() (whole / slide, from test_cfg)
-              -> encode_decode() -> decode_head.predict() -> postprocess
+              -> encode_decode(): encode_image() -> decode_head.predict()
+              -> postprocess_result()
 
 The zero-shot decode head turns :meth:`encode_image` 's projected segment
 embeddings and chained assignments, and :meth:`encode_text` 's class-prompt
@@ -35,6 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -50,6 +64,8 @@ from ...utils.parameter_count import (
     format_parameter_counts,
 )
 from ..backbones.groupvit import chain_assignments
+from ..losses import MultiLabelContrastiveLoss
+from ..mixers import MixReorgOutput
 from ..text_encoders import NounPromptBuilder
 
 
@@ -63,6 +79,22 @@ def _fill_in_channels(cfg: ConfigType, width: int, key: str) -> ConfigType:
             f'{width} wide; drop the key or set it to {width}'
         )
     return cfg
+
+
+@dataclass
+class CaptionEmbeddings:
+    """The projected text side of a batch.
+
+    Attributes:
+        captions: ``[B, D]`` caption embeddings.
+        prompts: ``[B, K, D]`` noun-prompt embeddings (zeros where
+            invalid), or None without the multi-label loss.
+        valid: ``BoolTensor [B, K]``: the prompts that exist, or None.
+    """
+
+    captions: torch.Tensor
+    prompts: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
 
 
 @MODELS.register_module()
@@ -80,7 +112,9 @@ class TextSupervisedSegmentor(EncoderDecoder):
             filled from ``text_encoder.width``); same ``out_channels``.
         contrastive_loss: image-caption loss config (None:
             ``ImageTextContrastiveLoss``).
-        multi_label_loss: GroupViT's multi-label loss config, or None.
+        multi_label_loss: GroupViT's multi-label loss config
+            (``MultiLabelContrastiveLoss``; its ``pooling`` says whether it
+            scores the pooled image embedding or the segments), or None.
         noun_prompts: :class:`NounPromptBuilder` arguments (nouns per
             caption, templates, vocabulary); needed with the multi-label
             loss.
@@ -89,22 +123,11 @@ class TextSupervisedSegmentor(EncoderDecoder):
         logit_scale_max: ``exp(logit_scale)`` is clamped to this (100).
         share_logit_scale: the multi-label loss uses the contrastive
             loss's logit scale instead of its own.
-        mixer: MixReorg's ``MixReorgMixer`` config (sizes are filled in
-            from the backbone), or None for the GroupViT baseline.
-        restored_contrastive_loss: loss of restored features with the
-            captions (with a mixer; None: ``ImageTextContrastiveLoss`` named
-            ``loss_restored_contrastive``).
-        mixed_segmentation_loss: segmentation loss of the mixed images
-            (with a mixer; None: ``MixedSegmentationLoss``).
-        seg_assignment: ``'hard'`` or ``'soft'`` chained assignment for
-            the segmentation loss (hard: what the grouping used, with the
-            straight-through gradient).
+        mixer: MixReorg's ``MixReorgMixer`` config, with its own two
+            losses (sizes are filled in from the backbone), or None for the
+            GroupViT baseline.
         group_usage_loss: a term on the grouping assignments of the
             (original) images (``GroupUsageLoss``), or None.
-        noun_exclusive_loss: a term on the final segments of the
-            (original) images and their captions' noun prompts
-            (``NounExclusiveSegmentLoss``; needs ``multi_label_loss``, and
-            uses its logit scale), or None.
         decode_head: zero-shot head for ``predict`` (None: training only).
         train_cfg, test_cfg: MMSeg's (``test_cfg.mode``: whole / slide).
         data_preprocessor: ``SegDataPreProcessor`` config.
@@ -126,11 +149,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
         logit_scale_max: float = 100.0,
         share_logit_scale: bool = False,
         mixer: OptConfigType = None,
-        restored_contrastive_loss: OptConfigType = None,
-        mixed_segmentation_loss: OptConfigType = None,
-        seg_assignment: str = 'hard',
         group_usage_loss: OptConfigType = None,
-        noun_exclusive_loss: OptConfigType = None,
         decode_head: OptConfigType = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
@@ -184,6 +203,8 @@ class TextSupervisedSegmentor(EncoderDecoder):
 
         self.multi_label_loss = None
         self.noun_prompts = None
+        # which image features the multi-label loss scores, fixed here
+        self.multi_label_on_segments = False
         if multi_label_loss is not None:
             if noun_prompts is None:
                 raise ValueError(
@@ -192,6 +213,16 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     '(noun_prompts=dict(max_nouns=3, ...))'
                 )
             self.multi_label_loss = MODELS.build(multi_label_loss)
+            if not isinstance(
+                self.multi_label_loss, MultiLabelContrastiveLoss
+            ):
+                raise TypeError(
+                    'multi_label_loss must be a MultiLabelContrastiveLoss, '
+                    f'got {type(self.multi_label_loss).__name__}'
+                )
+            self.multi_label_on_segments = (
+                self.multi_label_loss.uses_segments
+            )
             self.noun_prompts = NounPromptBuilder(**noun_prompts)
             if share_logit_scale:
                 self.multi_label_logit_scale = None
@@ -200,26 +231,12 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     torch.tensor(init_scale)
                 )
 
-        self._init_mixer(
-            mixer,
-            restored_contrastive_loss,
-            mixed_segmentation_loss,
-            seg_assignment,
-        )
+        self.mixer = None if mixer is None else self._build_mixer(mixer)
         self.group_usage_loss = (
             None
             if group_usage_loss is None
             else MODELS.build(group_usage_loss)
         )
-        self.noun_exclusive_loss = None
-        if noun_exclusive_loss is not None:
-            if self.multi_label_loss is None:
-                raise ValueError(
-                    'noun_exclusive_loss is set but multi_label_loss is '
-                    'None: it scores segments against the noun prompts of '
-                    'the multi-label loss'
-                )
-            self.noun_exclusive_loss = MODELS.build(noun_exclusive_loss)
         self.decode_head = None
         self.align_corners = False
         if decode_head is not None:
@@ -234,25 +251,8 @@ class TextSupervisedSegmentor(EncoderDecoder):
             logger='current',
         )
 
-    def _init_mixer(
-        self,
-        mixer: OptConfigType,
-        restored_contrastive_loss: OptConfigType,
-        mixed_segmentation_loss: OptConfigType,
-        seg_assignment: str,
-    ) -> None:
-        """MixReorg's mixer and its two extra losses (None: GroupViT)."""
-        self.mixer = None
-        self.restored_contrastive_loss = None
-        self.mixed_segmentation_loss = None
-        if seg_assignment not in ('hard', 'soft'):
-            raise ValueError(
-                f"seg_assignment must be 'hard' or 'soft', got "
-                f'{seg_assignment!r}'
-            )
-        self.seg_assignment = seg_assignment
-        if mixer is None:
-            return
+    def _build_mixer(self, mixer: ConfigType) -> nn.Module:
+        """MixReorg's mixer, its sizes filled in from the backbone."""
         mixer = dict(mixer)
         for key, value in (
             ('embed_dims', self.backbone.embed_dims),
@@ -260,18 +260,9 @@ class TextSupervisedSegmentor(EncoderDecoder):
             ('stage_depth', self.backbone.depths[0]),
         ):
             mixer.setdefault(key, value)
-        self.mixer = MODELS.build(mixer)
-        self.mixer.check_backbone(self.backbone)
-        self.restored_contrastive_loss = MODELS.build(
-            restored_contrastive_loss
-            or dict(
-                type='ImageTextContrastiveLoss',
-                loss_name='loss_restored_contrastive',
-            )
-        )
-        self.mixed_segmentation_loss = MODELS.build(
-            mixed_segmentation_loss or dict(type='MixedSegmentationLoss')
-        )
+        built = MODELS.build(mixer)
+        built.check_backbone(self.backbone)
+        return built
 
     def _init_decode_head(self, decode_head: ConfigType) -> None:
         """Build the zero-shot head; its class count is read from it when
@@ -348,16 +339,9 @@ class TextSupervisedSegmentor(EncoderDecoder):
             captions.append(caption)
         return captions
 
-    def encode_captions(
-        self, captions: list[str]
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def encode_captions(self, captions: list[str]) -> CaptionEmbeddings:
         """Captions and (with the multi-label loss) their noun prompts in
-        one text-encoder pass.
-
-        Returns:
-            caption embeddings ``[B, D]``, prompt embeddings ``[B, K, D]``
-            (zeros where invalid) and the valid mask ``[B, K]``, or None.
-        """
+        one text-encoder pass."""
         batch = len(captions)
         texts = list(captions)
         valid = None
@@ -369,138 +353,132 @@ class TextSupervisedSegmentor(EncoderDecoder):
             ]
         text_embed = self.encode_text(texts)
         if valid is None:
-            return text_embed, None, None
+            return CaptionEmbeddings(text_embed)
         valid = valid.to(text_embed.device)
         prompt_embeds = text_embed.new_zeros(
             valid.numel(), text_embed.shape[-1]
         )
         prompt_embeds[valid.flatten()] = text_embed[batch:]
-        return (
-            text_embed[:batch],
-            prompt_embeds.view(*valid.shape, -1),
-            valid,
+        return CaptionEmbeddings(
+            text_embed[:batch], prompt_embeds.view(*valid.shape, -1), valid
         )
 
     def loss(self, inputs: torch.Tensor, data_samples: SampleList) -> dict:
-        """The losses of a batch of images and their captions.
+        """The losses of a batch of images and their captions (the flow is
+        drawn in the module docstring).
 
         Args:
             inputs: ``[B, 3, H, W]``.
             data_samples: B samples whose metainfo holds ``caption``.
 
         Returns:
-            ``loss_contrastive`` (and ``loss_multi_label``); with a mixer
-            also ``loss_restored_contrastive`` and ``loss_mixed_seg``; plus
-            values that are logged but not summed into the loss:
-            ``logit_scale`` and, with a mixer, ``mixed_seg_acc`` (fraction
-            of mixed tokens whose source caption is ranked first).
+            :meth:`caption_losses` and, with a mixer, the mixer's
+            (``MixReorgMixer.loss``); plus ``logit_scale``, logged but not
+            summed into the loss.
         """
-        captions = self.captions_of(data_samples)
-        caption_embed, prompt_embeds, valid = self.encode_captions(captions)
+        text = self.encode_captions(self.captions_of(data_samples))
         logit_scale = self.scale(self.logit_scale)
         losses = {'logit_scale': logit_scale.detach()}
-
         if self.with_mixer:
             branches = self.mixer(self.backbone, inputs)
-            original = branches.original
-            batch = original.image_embed.shape[0]
-            parts = [
-                original.image_embed,
-                branches.restored.image_embed,
-                branches.mixed.segment_tokens.flatten(0, 1),
-            ]
-            if self._uses_segment_embeds:
-                parts.append(original.segment_tokens.flatten(0, 1))
-            # one projector pass: BatchNorm sees all that is projected
-            projected = self.image_projector(torch.cat(parts))
-            image_embed, restored_embed, mixed_segments, *segments = (
-                projected.split([len(p) for p in parts])
-            )
-            mixed_segments = mixed_segments.view(
-                batch, -1, projected.shape[-1]
-            )
-            segment_embeds = (
-                segments[0].view(batch, -1, projected.shape[-1])
-                if segments
-                else None
-            )
-            output = original
+            image, restored, mixed_segments = self.project_branches(branches)
             losses.update(
-                self._mixing_losses(
+                self.mixer.loss(
                     branches,
-                    restored_embed,
+                    restored,
                     mixed_segments,
-                    caption_embed,
+                    text.captions,
                     logit_scale,
                 )
             )
         else:
-            encoded = self.encode_image(inputs)
-            image_embed = encoded['image_embed']
-            segment_embeds = encoded['segment_embeds']
-            output = encoded['output']
+            image = self.encode_image(inputs)
+        losses.update(self.caption_losses(image, text, logit_scale))
+        return losses
 
-        losses[self.contrastive_loss.loss_name] = self.contrastive_loss(
-            image_embed, caption_embed, logit_scale
+    def project_branches(
+        self, branches: MixReorgOutput
+    ) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """Project what the losses read of the mixer's three branches in one
+        ``image_projector`` pass, so that its BatchNorm sees all of it.
+
+        Returns:
+            the original branch as :meth:`encode_image` gives it (with
+            ``segment_embeds`` None unless the multi-label loss scores
+            segments), the restored branch's embeddings ``[B, D]`` and the
+            mixed images' segment embeddings ``[B, S, D]``.
+        """
+        original = branches.original
+        batch = original.image_embed.shape[0]
+        parts = [
+            original.image_embed,
+            branches.restored.image_embed,
+            branches.mixed.segment_tokens.flatten(0, 1),
+        ]
+        if self.multi_label_on_segments:
+            parts.append(original.segment_tokens.flatten(0, 1))
+        projected = self.image_projector(torch.cat(parts))
+        image_embed, restored_embed, mixed_segments, *segments = (
+            projected.split([len(p) for p in parts])
         )
+        width = projected.shape[-1]
+        image = dict(
+            image_embed=image_embed,
+            segment_embeds=(
+                segments[0].view(batch, -1, width) if segments else None
+            ),
+            output=original,
+        )
+        return image, restored_embed, mixed_segments.view(batch, -1, width)
+
+    def caption_losses(
+        self,
+        image: dict,
+        text: CaptionEmbeddings,
+        logit_scale: torch.Tensor,
+    ) -> dict:
+        """GroupViT's losses of the (original) images and their captions.
+
+        Args:
+            image: :meth:`encode_image` 's dict: ``image_embed`` ``[B, D]``,
+                ``segment_embeds`` ``[B, S, D]`` (needed when the
+                multi-label loss scores segments), ``output`` (the
+                backbone's, for the assignments).
+            text: :meth:`encode_captions` 's embeddings.
+            logit_scale: the clamped scalar logit scale.
+
+        Returns:
+            ``loss_contrastive``, and ``loss_group_usage`` and
+            ``loss_multi_label`` when those losses are set (by their
+            ``loss_name``).
+        """
+        losses = {
+            self.contrastive_loss.loss_name: self.contrastive_loss(
+                image['image_embed'], text.captions, logit_scale
+            )
+        }
         if self.group_usage_loss is not None:
             losses[self.group_usage_loss.loss_name] = self.group_usage_loss(
-                output.assignments
+                image['output'].assignments
             )
         if self.multi_label_loss is not None:
             scale_param = self.multi_label_logit_scale
-            ml_scale = self.scale(
+            scale = self.scale(
                 self.logit_scale if scale_param is None else scale_param
             )
-            # the segments that own patches, once for both segment losses
-            segment_valid = (
-                self.segments_owning_patches(output)
-                if self._uses_segment_embeds
-                else None
-            )
-            if self._multi_label_on_segments:
-                losses[self.multi_label_loss.loss_name] = (
-                    self.multi_label_loss(
-                        segment_embeds,
-                        prompt_embeds,
-                        valid,
-                        ml_scale,
-                        segment_valid=segment_valid,
-                    )
-                )
+            if self.multi_label_on_segments:
+                scored = image['segment_embeds']
+                segment_valid = self.segments_owning_patches(image['output'])
             else:
-                losses[self.multi_label_loss.loss_name] = (
-                    self.multi_label_loss(
-                        image_embed, prompt_embeds, valid, ml_scale
-                    )
-                )
-            if self.noun_exclusive_loss is not None:
-                losses[self.noun_exclusive_loss.loss_name] = (
-                    self.noun_exclusive_loss(
-                        segment_embeds,
-                        prompt_embeds,
-                        valid,
-                        ml_scale,
-                        segment_valid=segment_valid,
-                    )
-                )
+                scored, segment_valid = image['image_embed'], None
+            losses[self.multi_label_loss.loss_name] = self.multi_label_loss(
+                scored,
+                text.prompts,
+                text.valid,
+                scale,
+                segment_valid=segment_valid,
+            )
         return losses
-
-    @property
-    def _uses_segment_embeds(self) -> bool:
-        """Whether a loss needs the projected final segments of the
-        original images."""
-        return (
-            self._multi_label_on_segments
-            or self.noun_exclusive_loss is not None
-        )
-
-    @property
-    def _multi_label_on_segments(self) -> bool:
-        """Whether the multi-label loss scores segments (its
-        ``pooling='max'``) rather than the pooled image embedding."""
-        loss = self.multi_label_loss
-        return loss is not None and getattr(loss, 'uses_segments', False)
 
     @staticmethod
     def segments_owning_patches(output) -> torch.Tensor:
@@ -516,43 +494,6 @@ class TextSupervisedSegmentor(EncoderDecoder):
             )
             owned.scatter_(1, index, True)
         return owned
-
-    def _mixing_losses(
-        self,
-        branches,
-        restored_embed: torch.Tensor,
-        mixed_segments: torch.Tensor,
-        caption_embed: torch.Tensor,
-        logit_scale: torch.Tensor,
-    ) -> dict:
-        """MixReorg's restored-feature contrastive loss and mixed-image
-        segmentation loss (and the logged token accuracy)."""
-        plan = branches.plan
-        token_to_segment = chain_assignments(
-            branches.mixed.assignments,
-            branches.mixed.hw_shape,
-            kind=self.seg_assignment,
-        ).flatten(2)
-        seg_loss = self.mixed_segmentation_loss
-        probs = seg_loss.token_probabilities(
-            mixed_segments,
-            token_to_segment,
-            caption_embed,
-            plan.same_group(),
-            logit_scale,
-        )
-        accuracy = (probs.detach().argmax(dim=-1) == plan.labels()).float()
-        return {
-            self.restored_contrastive_loss.loss_name: (
-                self.restored_contrastive_loss(
-                    restored_embed, caption_embed, logit_scale
-                )
-            ),
-            seg_loss.loss_name: seg_loss.loss_from_probabilities(
-                probs, plan.labels()
-            ),
-            'mixed_seg_acc': accuracy.mean(),
-        }
 
     # -- inference -----------------------------------------------------------
 
