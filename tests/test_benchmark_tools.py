@@ -49,6 +49,7 @@ def positive(cell: str) -> bool:
     return float(cell.rstrip('Mx')) > 0
 
 
+@pytest.mark.slow
 def test_peak_memory_table_in_one_process(bench, one_thread, tmp_path):
     peak_memory = bench('peak_memory')
     out = str(tmp_path / 'peak.md')

@@ -144,6 +144,7 @@ def test_every_parameter_receives_a_gradient(tmp_path, toy_captions_root):
     assert not missing
 
 
+@pytest.mark.slow
 def test_a_tiny_mixreorg_overfits_a_fixed_batch(tmp_path, toy_captions_root):
     model = build(tiny_mixreorg_cfg(tmp_path, toy_captions_root)).train()
     # the same plan every step: a fixed batch of mixed images

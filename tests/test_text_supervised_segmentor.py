@@ -72,6 +72,7 @@ def test_every_parameter_receives_a_gradient_from_the_total_loss(
     assert not missing
 
 
+@pytest.mark.slow
 def test_loss_falls_when_overfitting_one_fixed_batch(
     tmp_path, toy_captions_root
 ):

@@ -140,12 +140,14 @@ TESTS = (
 
 
 def world_options(world: str) -> list[str]:
-    """``--cfg-options`` that point every loader of a config at
+    """``--cfg-options`` that point every loader of a config, and the
+    multi-label loss's noun vocabulary (the world's ``classes.txt``), at
     ``world``."""
     return [
         f'train_dataloader.dataset.data_root={world}',
         f'val_dataloader.dataset.data_root={world}',
         f'test_dataloader.dataset.data_root={world}',
+        f'model.noun_prompts.vocabulary={world}/classes.txt',
     ]
 
 
