@@ -6,7 +6,7 @@ probe trains a config's backbone (GroupViT, its image embedding) with a
 linear layer on the multi-label target "which shapes are in the image"
 (binary cross-entropy), from the ``KEY.json`` that every shard sample of
 the synthetic world carries. Its speed bounds what the text-supervised
-recipe can reach in the same number of samples (issue 8's exploration,
+recipe can reach in the same number of samples (the synthetic-world study,
 docs/benchmarks.md)::
 
     python tools/misc/make_synthetic_world.py data/world_one --objects 1 1 \\
