@@ -306,7 +306,6 @@ def test_train_speed_table_with_flops_and_matmul_peak(
         assert all(positive(c) for c in row[2:5]), row
         assert row[5] == 'n/a'  # no official model
         assert all(positive(c) for c in row[6:9]), row
-        assert 0 < float(row[8]) < 1.5, row
     assert table[0][4] == table[2][4] == '1.00x'
     # the same batch in both precisions: the same FLOPs; MixReorg's
     # stages after the mixing point run for three branches
@@ -321,7 +320,12 @@ def test_train_speed_table_with_flops_and_matmul_peak(
         assert row['flop_per_s'] == pytest.approx(
             row['flops'] / row['seconds']
         )
-        assert 0 < row['peak_fraction'] < 1.5
+        # no arithmetic bound above: on a CPU without bf16 units a bf16
+        # matmul runs slower than the step's ops that autocast keeps in fp32
+        assert row['matmul_peak'] > 0
+        assert row['peak_fraction'] == pytest.approx(
+            row['flop_per_s'] / row['matmul_peak']
+        )
     # the image encoder's forward at twice the training size
     assert forward_header == ['model', 'precision', 'seconds', 'vs official']
     assert [r[:2] for r in forward] == [

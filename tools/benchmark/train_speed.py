@@ -306,7 +306,8 @@ def main(argv=None) -> list[dict]:
     for row in rows:
         if row['flops'] is not None:
             row['flop_per_s'] = row['flops'] / row['seconds']
-            row['peak_fraction'] = row['flop_per_s'] / peaks[row['precision']]
+            row['matmul_peak'] = peaks[row['precision']]
+            row['peak_fraction'] = row['flop_per_s'] / row['matmul_peak']
 
     table = []
     for precision in PRECISIONS:
@@ -354,7 +355,9 @@ def main(argv=None) -> list[dict]:
         f'the same device, median of 5 runs after 2 warm-up ones: '
         f'fp32 {peaks["fp32"] / 1e9:.1f} GFLOP/s, '
         f'bf16 {peaks["bf16"] / 1e9:.1f} GFLOP/s; each row against its '
-        f"precision's.\n"
+        f"precision's. A fraction above 1 is possible: under CPU autocast "
+        f'some ops run in fp32, and a CPU without bf16 units multiplies '
+        f'bf16 more slowly than fp32.\n'
     )
     text = caption + '\n' + markdown_table(header, table)
     text += '\n\n' + forward_table(args, configs[0], official_too)
