@@ -174,6 +174,11 @@ def test_init_weights_keeps_the_scratch_initialisation():
         (dict(depths=1), 'depths'),
         (dict(stem_channels=(8, 16)), 'stem_channels'),
         (dict(stem_channels=()), 'stem_channels'),
+        (dict(stem_convs_per_stride=2), 'stem_convs_per_stride'),
+        (
+            dict(stem_channels=(8, 16, 16), stem_convs_per_stride=0),
+            'stem_convs_per_stride',
+        ),
     ],
 )
 def test_inconsistent_sizes_fail_at_build_naming_the_key(overrides, key):
@@ -199,6 +204,21 @@ def test_conv_stem_replaces_the_patch_projection():
     assert 'patch_embed.projection.weight' in plain.state_dict()
     keys = plain.state_dict()
     assert not any(k.startswith('patch_embed.convs') for k in keys)
+
+
+def test_deeper_stem_keeps_the_grid_and_adds_stride_one_convolutions():
+    x = torch.randn(2, 3, 32, 32)
+    model = tiny_groupvit(stem_channels=(8, 16, 16), stem_convs_per_stride=2)
+    tokens, hw, _ = model.embed(x)
+    assert tokens.shape == (2, 16, 32) and hw == (4, 4)
+    convs = [
+        m for m in model.patch_embed.convs if isinstance(m, torch.nn.Conv2d)
+    ]
+    # two 3x3 per resolution (stride 2 then 1), then the 1x1 projection
+    assert [(c.kernel_size[0], c.stride[0]) for c in convs] == [
+        (3, 2),
+        (3, 1),
+    ] * 3 + [(1, 1)]
 
 
 def _first_stage(model, tokens):

@@ -239,24 +239,31 @@ def test_bad_world_arguments_name_the_argument():
         SyntheticWorld(background_prob=1.5)
 
 
+def test_default_world_keeps_colour_independent_of_shape():
+    world = SyntheticWorld(image_size=SIZE, seed=3)
+    assert world.colour_by_shape == 0.0
+    assert world.radius_range == (0.125, 1 / 3)
+    samples = list(world.samples('train', 200))
+    objects = [o for s in samples for o in s['objects']]
+    # every shape in several colours and every colour on several shapes:
+    # colour alone cannot name a shape
+    for shape in world.shapes:
+        assert len({o['colour'] for o in objects if o['shape'] == shape}) > 2
+    for colour in {o['colour'] for o in objects}:
+        assert len({o['shape'] for o in objects if o['colour'] == colour}) > 2
+    # colour words are in some captions, not all
+    named = [
+        any(o['colour'] in s['caption'] for o in s['objects']) for s in samples
+    ]
+    assert 0 < sum(named) < len(named)
+
+
 def test_colour_by_shape_gives_every_shape_its_own_colour():
     world = SyntheticWorld(image_size=SIZE, colour_by_shape=1.0)
-    # the default world: one colour per shape, no two shapes alike
-    default = SyntheticWorld()
-    assert default.colour_by_shape == 1.0
-    assert len(default.colours) == len(default.shapes)
     objects = [o for s in world.samples('train', 30) for o in s['objects']]
     for obj in objects:
         index = world.shapes.index(obj['shape'])
         assert obj['colour'] == world.colours[index % len(world.colours)]
-    free = SyntheticWorld(image_size=SIZE, colour_by_shape=0.0)
-    colours = {
-        o['colour']
-        for s in free.samples('train', 30)
-        for o in s['objects']
-        if o['shape'] == 'disc'
-    }
-    assert len(colours) > 1
     with pytest.raises(ValueError, match='colour_by_shape'):
         SyntheticWorld(colour_by_shape=-0.1)
 

@@ -67,11 +67,14 @@ class SyntheticWorld:
         num_heldout: Number of pairs to hold out when ``heldout_pairs`` is
             None. Defaults to a quarter of all pairs (at least 1).
         colour_prob: Chance that a caption names the colours (it always
-            does when one shape comes in two colours).
+            does when one shape comes in two colours): colour words are in
+            the text without telling the shapes apart.
         texture_prob: Chance that a caption names non-solid textures.
         colour_by_shape: Chance that an object takes its shape's own
             colour (shape ``i`` -> ``colours[i % len(colours)]``) instead
-            of a random one: 0 keeps colour and class independent.
+            of a random one. The default 0 keeps colour and class
+            independent, so only the outline tells the shape; 1 is the
+            easy world, where colour alone names the shape.
         background_prob: Chance that a caption names the background
             ('... on a dark background'); None: as often as the sentence
             drawn happens to (4 of the 11 list sentences do).
@@ -86,15 +89,15 @@ class SyntheticWorld:
         colours: Sequence[str] | None = None,
         textures: Sequence[str] | None = None,
         backgrounds: Sequence[str] | None = None,
-        radius_range: tuple[float, float] = (0.2, 0.35),
+        radius_range: tuple[float, float] = (0.125, 1 / 3),
         min_visible: float = 0.5,
         min_pixels: int = 12,
         heldout_pairs: Sequence[Sequence[str]] | None = None,
         num_heldout: int | None = None,
-        colour_prob: float = 0.0,
+        colour_prob: float = 0.3,
         texture_prob: float = 0.0,
         background_prob: float | None = None,
-        colour_by_shape: float = 1.0,
+        colour_by_shape: float = 0.0,
         seed: int = 0,
     ) -> None:
         if image_size < 16:

@@ -22,7 +22,9 @@ class ConvStem(nn.Module):
     """``[B, 3, H, W]`` -> tokens ``[B, (H/p)(W/p), C]`` and grid ``(h, w)``.
 
     ``len(channels)`` stride-2 3x3 convolutions (each with BatchNorm and
-    ReLU) bring the image down by ``p = 2 ** len(channels)``; a 1x1
+    ReLU, each followed by ``convs_per_stride - 1`` stride-1 3x3
+    convolutions of the same width) bring the image down by
+    ``p = 2 ** len(channels)``; a 1x1
     convolution projects to ``C``; a LayerNorm closes, as on the patch
     projection's tokens. The call matches MMCV's ``PatchEmbed`` (tokens,
     grid), so :class:`~.groupvit.GroupViT` uses either alike.
@@ -32,6 +34,9 @@ class ConvStem(nn.Module):
         embed_dims: token width C.
         channels: widths of the stride-2 convolutions.
         patch_size: p, the total stride; must be ``2 ** len(channels)``.
+        convs_per_stride: 3x3 convolutions at each resolution (the first
+            of stride 2); more see finer outlines before the tokens are
+            formed.
     """
 
     def __init__(
@@ -40,6 +45,7 @@ class ConvStem(nn.Module):
         embed_dims: int,
         channels: Sequence[int],
         patch_size: int,
+        convs_per_stride: int = 1,
     ):
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -55,15 +61,21 @@ class ConvStem(nn.Module):
                 f'{int(math.log2(patch_size)) if patch_size > 0 else "?"} '
                 'stride-2 convolutions (patch_size a power of 2)'
             )
+        if convs_per_stride < 1:
+            raise ValueError(
+                f'stem_convs_per_stride={convs_per_stride} must be >= 1'
+            )
         layers = []
         width = in_channels
         for out in channels:
-            layers += [
-                nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(out),
-                nn.ReLU(inplace=True),
-            ]
-            width = out
+            for i in range(convs_per_stride):
+                stride = 2 if i == 0 else 1
+                layers += [
+                    nn.Conv2d(width, out, 3, stride, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(inplace=True),
+                ]
+                width = out
         layers.append(nn.Conv2d(width, embed_dims, 1))
         self.convs = nn.Sequential(*layers)
         self.norm = nn.LayerNorm(embed_dims)

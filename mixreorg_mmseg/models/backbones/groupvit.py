@@ -281,6 +281,8 @@ class GroupViT(BaseModule):
             :class:`~.conv_stem.ConvStem` of that many stride-2
             convolutions instead (``2 ** len == patch_size``), which makes
             small models learn much faster from little data.
+        stem_convs_per_stride: 3x3 convolutions of the stem at each
+            resolution (the first of stride 2; ``stem_channels`` only).
         init_cfg: MMEngine init config (e.g. ``Pretrained``).
     """
 
@@ -300,6 +302,7 @@ class GroupViT(BaseModule):
         hard_assignment: bool = True,
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
+        stem_convs_per_stride: int = 1,
         segment_readout: str = 'group',
         init_cfg: dict | None = None,
     ):
@@ -333,6 +336,11 @@ class GroupViT(BaseModule):
             img_size[1] // patch_size,
         )
 
+        if stem_channels is None and stem_convs_per_stride != 1:
+            raise ValueError(
+                f'stem_convs_per_stride={stem_convs_per_stride} needs a '
+                'convolutional stem: set stem_channels'
+            )
         if stem_channels is None:
             self.patch_embed = PatchEmbed(
                 in_channels=in_channels,
@@ -344,7 +352,11 @@ class GroupViT(BaseModule):
             )
         else:
             self.patch_embed = ConvStem(
-                in_channels, embed_dims, stem_channels, patch_size
+                in_channels,
+                embed_dims,
+                stem_channels,
+                patch_size,
+                stem_convs_per_stride,
             )
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_grid[0] * self.patch_grid[1], embed_dims)
