@@ -6,6 +6,7 @@ run before MMSeg's first import.
 
 from . import (
     groupvit_checkpoint,
+    hf_groupvit_checkpoint,
     mmcv_lite_compat,
     mmpretrain_compat,
     parameter_count,
@@ -15,6 +16,7 @@ from . import (
 
 __all__ = [
     'groupvit_checkpoint',
+    'hf_groupvit_checkpoint',
     'mmcv_lite_compat',
     'mmpretrain_compat',
     'parameter_count',
