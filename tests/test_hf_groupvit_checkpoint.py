@@ -451,3 +451,69 @@ def test_released_architecture_computes_what_ours_computes(tmp_path):
     # 12 random layers make the tokens of an image alike: every pixel of an
     # image takes one class (the tiny models test the pixel rule)
     compare(hf, ours, 224, image_terms, text_terms, min_classes=1)
+
+
+# --------------------------------------------------------------------------
+# zero-shot through the stock tools
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_converted_folder_runs_in_tools_test_and_demo(tmp_path):
+    """transformers folder -> groupvit2mmseg.py -> tools/test.py on a tiny
+    VOC layout with the VOC config (its encoders shrunk), and
+    tools/demo.py."""
+    import numpy as np
+
+    from .conftest import run_python, tiny_groupvit_cfg
+    from .test_zero_shot_tools import (
+        assert_iou_table,
+        shrunk_config,
+        write_voc,
+    )
+
+    model_cfg = tiny_groupvit_cfg(str(tmp_path), str(tmp_path)).model
+    torch.manual_seed(0)
+    ours = MODELS.build(model_cfg)
+    hf_model(groupvit_hf_config(ours)).save_pretrained(tmp_path / 'hf')
+    root = write_voc(tmp_path / 'voc', np.random.default_rng(0))
+    config = shrunk_config(
+        'groupvit_vit-s_voc12.py', model_cfg, str(tmp_path / 'voc.py'), root
+    )
+    converted = str(tmp_path / 'converted.pth')
+    proc = run_python(
+        [
+            'tools/model_converters/groupvit2mmseg.py',
+            str(tmp_path / 'hf'),
+            converted,
+            '--config',
+            config,
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_python(
+        ['tools/test.py', config, converted, '--work-dir', str(tmp_path / 'w')]
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert 'zero-shot head: 21 classes' in log
+    assert_iou_table(log, ['background', 'aeroplane', 'tvmonitor'])
+    out = str(tmp_path / 'demo.png')
+    image = osp.join(root, 'JPEGImages', '2007_000033.jpg')
+    proc = run_python(
+        [
+            'tools/demo.py',
+            image,
+            config,
+            converted,
+            # the VOC config renames these three for its prompts
+            '--classes',
+            'cat, dog, diningtable, pottedplant, tvmonitor',
+            '--device',
+            'cpu',
+            '--out',
+            out,
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'wrote {out}' in proc.stdout
