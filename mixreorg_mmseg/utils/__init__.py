@@ -6,7 +6,9 @@ run before MMSeg's first import.
 
 from . import (
     groupvit_checkpoint,
+    hf_groupvit_checkpoint,
     mmcv_lite_compat,
+    mmpretrain_compat,
     parameter_count,
     safe_checkpoint,
     seg_drawing,
@@ -14,7 +16,9 @@ from . import (
 
 __all__ = [
     'groupvit_checkpoint',
+    'hf_groupvit_checkpoint',
     'mmcv_lite_compat',
+    'mmpretrain_compat',
     'parameter_count',
     'safe_checkpoint',
     'seg_drawing',

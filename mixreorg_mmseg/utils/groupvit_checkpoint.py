@@ -411,6 +411,37 @@ def convert_groupvit_state_dict_with_report(
         report.state_dict[target] = value
         report.renamed[target] = key
 
+    return check_conversion(
+        report, reference, strict=strict, source=source, origin='official'
+    )
+
+
+def check_conversion(
+    report: ConversionReport,
+    reference: Mapping[str, torch.Tensor | torch.Size] | None,
+    strict: bool,
+    source: str,
+    origin: str,
+) -> ConversionReport:
+    """Check converted tensors against our model, in place.
+
+    Fills ``report.unexpected`` (converted keys ``reference`` lacks, then
+    dropped) and ``report.missing`` (``reference`` keys left unfilled).
+
+    Args:
+        report: ``state_dict``, ``renamed`` and ``unknown`` filled in.
+        reference: our model's state dict (or key -> shape); None checks
+            only ``report.unknown``.
+        strict: raise on unknown, unexpected or missing keys; ``False``
+            warns, naming them.
+        source: the file, for messages.
+        origin: what the source keys are called in messages
+            (``'official'``, ``'transformers'``).
+
+    Raises:
+        GroupViTConversionError: shapes differ (always), or any problem
+            when ``strict``; the message names every key at fault.
+    """
     mismatched = []
     if reference is not None:
         shapes = {
@@ -433,7 +464,7 @@ def convert_groupvit_state_dict_with_report(
             f'{source}: shapes differ from the model (another '
             'architecture? check the config): ' + '; '.join(mismatched)
         )
-    problems = _problems(report)
+    problems = _problems(report, origin)
     if problems and strict:
         raise GroupViTConversionError(
             f'cannot convert {source}: '
@@ -442,16 +473,16 @@ def convert_groupvit_state_dict_with_report(
         )
     if problems:
         warnings.warn(
-            f'converting {source}: ' + ' | '.join(problems), stacklevel=2
+            f'converting {source}: ' + ' | '.join(problems), stacklevel=3
         )
     return report
 
 
-def _problems(report: ConversionReport) -> list[str]:
+def _problems(report: ConversionReport, origin: str) -> list[str]:
     problems = []
     if report.unknown:
         problems.append(
-            f'{len(report.unknown)} official keys this converter does not '
+            f'{len(report.unknown)} {origin} keys this converter does not '
             f'know: {_listing(report.unknown)}'
         )
     if report.unexpected:

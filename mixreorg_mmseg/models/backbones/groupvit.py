@@ -326,6 +326,11 @@ class GroupViT(BaseModule):
         )
         self.img_size = tuple(img_size)
         self.patch_size = patch_size
+        self.in_channels = in_channels
+        self.stem_channels = (
+            None if stem_channels is None else tuple(stem_channels)
+        )
+        self.hard_assignment = hard_assignment
         self.embed_dims = embed_dims
         self.depths = depths
         self.num_heads = num_heads

@@ -147,6 +147,8 @@ class OpenCLIPTextEncoder(TextTransformer):
             pool_type='argmax',
             act_layer=QuickGELU if quick_gelu else nn.GELU,
         )
+        self.quick_gelu = quick_gelu
+        self.mlp_ratio = mlp_ratio
         if pretrained is not None:
             self.load_pretrained(pretrained)
 
