@@ -120,6 +120,14 @@ def test_a_request_is_what_the_inference_api_computes(tmp_path, segmenter):
     assert 'on cpu' in out['summary']
 
 
+@pytest.mark.parametrize('mode', ['L', 'RGBA', 'P'])
+def test_any_image_mode_is_read_as_rgb(tmp_path, segmenter, mode):
+    path = str(tmp_path / f'example_{mode}.png')
+    Image.open(EXAMPLE).convert(mode).save(path)
+    out = request(segmenter, path)
+    assert out['overlay'].shape == (256, 256, 3)
+
+
 def test_background_and_templates_follow_each_request(segmenter):
     head = segmenter.model.decode_head
     out = request(segmenter, background=False, templates='imagenet_simple')

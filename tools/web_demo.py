@@ -228,9 +228,10 @@ class WebSegmenter:
             image, groups, self.model.backbone.num_output_groups, opacity
         )
         shares = class_shares(mask, len(classes))
+        overlay = draw_class_mask(image, mask, classes, palette, opacity)
         seconds = time.perf_counter() - start
         return dict(
-            overlay=draw_class_mask(image, mask, classes, palette, opacity),
+            overlay=overlay,
             groups=panels,
             titles=titles,
             classes=classes,
@@ -320,6 +321,9 @@ def build_page(
                 image = gr.Image(
                     label='image',
                     type='filepath',
+                    # hand on the file as uploaded: read_image checks its
+                    # size before any pixel is decoded
+                    image_mode=None,
                     sources=['upload'],
                     elem_id='image-input',
                 )
