@@ -26,9 +26,11 @@ from PIL import Image
 
 from mixreorg_mmseg.apis import (
     init_zero_shot_model,
+    prepare_image,
     set_zero_shot_query,
     zero_shot_groups,
 )
+from mixreorg_mmseg.apis.zero_shot import stage_groups
 from mixreorg_mmseg.utils.safe_checkpoint import safe_torch_save
 from mixreorg_mmseg.utils.seg_drawing import class_shares, upscale
 
@@ -118,6 +120,18 @@ def test_a_request_is_what_the_inference_api_computes(tmp_path, segmenter):
     for name in classes:
         assert f'>{name}</td>' in out['legend']
     assert 'on cpu' in out['summary']
+
+
+def test_the_groups_are_the_backbones_of_the_class_pass(segmenter):
+    # zero_shot_groups encodes the image once: its groups are those a
+    # separate backbone pass gives
+    model = segmenter.model
+    groups, _ = zero_shot_groups(model, EXAMPLE)
+    with torch.no_grad():
+        feats = model.extract_feat(prepare_image(model, EXAMPLE)['inputs'])
+    expected = stage_groups(feats['output'], (64, 64))
+    assert len(groups) == len(expected) == 1
+    np.testing.assert_array_equal(groups[0], expected[0])
 
 
 @pytest.mark.parametrize('mode', ['L', 'RGBA', 'P'])
