@@ -380,7 +380,7 @@ def overlay_size(page):
 @pytest.mark.slow
 @pytest.mark.browser
 def test_the_page_segments_an_upload_and_explains_bad_input(
-    tmp_path, web_server, browser_page
+    tmp_path, browser_page, web_server
 ):
     url, server, log_path = web_server
     page = browser_page
