@@ -367,6 +367,11 @@ def test_set_zero_shot_classes_needs_a_zero_shot_head(
 
 def test_class_lists_of_the_one_image_tools_are_checked():
     assert parse_class_names(' cat, dog ,hot dog') == ['cat', 'dog', 'hot dog']
-    for bad, match in (('a,,b', 'empty'), ('', 'empty'), ('a,b,a', 'a')):
+    for bad, match in (
+        ('a,,b', 'empty'),
+        ('', 'no class names'),
+        (' ', 'no class names'),
+        ('a,b,a', 'a'),
+    ):
         with pytest.raises(ValueError, match=match):
             parse_class_names(bad)

@@ -21,6 +21,7 @@ from mixreorg_mmseg.cli import (
 )
 from mixreorg_mmseg.utils.seg_drawing import (
     class_panels,
+    format_shares,
     titled_row,
     upscale,
     write_rgb,
@@ -48,12 +49,7 @@ def main(argv=None):
         [osp.basename(args.image), titles[1]],
     )
     write_rgb(picture, args.out)
-    found = ', '.join(
-        f'{c} {100 * s:.1f}%'
-        for c, s in zip(classes, shares, strict=True)
-        if s > 0
-    )
-    print(f'wrote {args.out} ({found})')
+    print(f'wrote {args.out} ({format_shares(classes, shares)})')
 
 
 if __name__ == '__main__':

@@ -15,8 +15,6 @@ at first when a segmenter misbehaves: are the groups wrong, or their names?
 import argparse
 import os.path as osp
 
-import numpy as np
-
 import mixreorg_mmseg  # noqa: F401  (mmseg on mmcv-lite, safe checkpoints)
 from mixreorg_mmseg.apis import zero_shot_groups
 from mixreorg_mmseg.cli import (
@@ -25,8 +23,7 @@ from mixreorg_mmseg.cli import (
 )
 from mixreorg_mmseg.utils.seg_drawing import (
     class_panels,
-    distinct_colors,
-    draw_groups,
+    stage_panels,
     titled_row,
     upscale,
     write_rgb,
@@ -46,14 +43,10 @@ def main(argv=None):
     image = mmcv.imread(args.image, channel_order='rgb')
     image, maps = upscale(image, [*groups, mask])
     groups, mask = maps[:-1], maps[-1]
-    panels, titles = [image], [osp.basename(args.image)]
-    for stage, group_map in enumerate(groups, start=1):
-        count = int(model.backbone.num_output_groups[stage - 1])
-        # another hue offset per stage: stage 2's groups are not stage 1's
-        colors = distinct_colors(count, offset=0.37 * stage)
-        panels.append(draw_groups(image, group_map, colors, args.opacity))
-        used = len(np.unique(group_map))
-        titles.append(f'stage {stage}: {used} of {count} groups')
+    panels, titles = stage_panels(
+        image, groups, model.backbone.num_output_groups, args.opacity
+    )
+    panels, titles = [image, *panels], [osp.basename(args.image), *titles]
     more_panels, more_titles, _ = class_panels(
         image, mask, classes, palette, args.opacity
     )

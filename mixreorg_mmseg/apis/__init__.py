@@ -3,7 +3,9 @@
 from .segment_diagnostics import folder_split, segment_diagnostics
 from .zero_shot import (
     init_zero_shot_model,
+    parse_class_names,
     prepare_image,
+    set_zero_shot_query,
     zero_shot_groups,
     zero_shot_predict,
 )
@@ -11,8 +13,10 @@ from .zero_shot import (
 __all__ = [
     'folder_split',
     'init_zero_shot_model',
+    'parse_class_names',
     'prepare_image',
     'segment_diagnostics',
+    'set_zero_shot_query',
     'zero_shot_groups',
     'zero_shot_predict',
 ]

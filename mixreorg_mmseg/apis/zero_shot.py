@@ -1,9 +1,10 @@
 """Zero-shot segmentation of one image with classes named on the spot.
 
-``tools/demo.py`` and ``tools/visualize_groups.py`` use these; they wrap
-MMSeg's ``init_model`` / ``inference_model`` and set the zero-shot head's
-classes (GroupViT, Xu et al., CVPR 2022, Sec. 3.3: any class names can be
-prompted at test time).
+``tools/demo.py``, ``tools/visualize_groups.py`` and ``tools/web_demo.py``
+use these; they wrap MMSeg's ``init_model`` / ``inference_model`` and set
+the zero-shot head's classes, prompt templates and background threshold
+(GroupViT, Xu et al., CVPR 2022, Sec. 3.3: any class names can be prompted
+at test time).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from mmengine.dataset import Compose
 
 from ..models.backbones.groupvit import chain_assignments
 from ..models.decode_heads import set_zero_shot_classes
+from ..models.text_encoders import get_templates
 from ..utils.seg_drawing import class_palette
 
-#: ``bg_thresh`` default of :func:`init_zero_shot_model`: keep the config's
+#: ``bg_thresh`` / ``templates`` default of :func:`init_zero_shot_model`
+#: and :func:`set_zero_shot_query`: keep the config's (or current) value
 KEEP = 'config'
 
 
@@ -29,10 +32,15 @@ def parse_class_names(text: str) -> list[str]:
     """``'cat, dog,grass'`` -> ``['cat', 'dog', 'grass']``.
 
     Raises:
-        ValueError: an empty name or a name given twice.
+        ValueError: no names, an empty name or a name given twice.
     """
+    if not text.strip():
+        raise ValueError(
+            'no class names given: type them comma separated, e.g. '
+            '"cat,dog,grass"'
+        )
     names = [name.strip() for name in text.split(',')]
-    if not text.strip() or any(not name for name in names):
+    if any(not name for name in names):
         raise ValueError(
             f'class names {text!r}: give a comma-separated list without '
             'empty entries, e.g. "cat,dog,grass"'
@@ -91,13 +99,60 @@ def init_zero_shot_model(
     # keep the config's class list out of the way: the classes are ours
     head['class_names'] = None
     model = init_model(cfg, checkpoint, device=device)
+    return set_zero_shot_query(model, class_names)
+
+
+def set_zero_shot_query(
+    model, class_names: Sequence[str], bg_thresh=KEEP, templates=KEEP
+):
+    """Ask a loaded zero-shot model about other classes, without building
+    it again: the classes, optionally the background threshold and the
+    prompt templates. Class embeddings are computed at the next forward
+    pass (the head caches them per class list and templates).
+
+    Args:
+        model: from :func:`init_zero_shot_model`.
+        class_names: the classes to find; ``'background'`` is put first
+            when the head (after this call) has a background threshold.
+        bg_thresh: a number in ``[0, 1]``, None (no background class), or
+            ``KEEP`` (the head's current value).
+        templates: a name of ``PROMPT_TEMPLATES``, a list of strings with
+            one ``{}``, or ``KEEP``.
+
+    Returns:
+        ``model``, its ``dataset_meta`` (classes, palette) updated.
+
+    Raises:
+        ValueError, KeyError, TypeError: bad classes (fewer than two, a
+            repeated or empty name), threshold or templates; the model is
+            then left as it was.
+    """
+    head = model.decode_head
+    before = (head.templates, head.bg_thresh)
+    if templates == KEEP:
+        templates = head.templates
+    get_templates(templates)  # raises on an unknown name or a bad list
+    if bg_thresh == KEEP:
+        bg_thresh = head.bg_thresh
+    elif bg_thresh is not None:
+        bg_thresh = float(bg_thresh)
+        if not 0.0 <= bg_thresh <= 1.0:
+            raise ValueError(
+                f'background threshold {bg_thresh} must be in [0, 1] (or '
+                'None: no background class)'
+            )
+    head.templates, head.bg_thresh = templates, bg_thresh
     names = list(class_names)
-    if model.decode_head.with_background and names[0] != 'background':
+    if head.with_background and names[:1] != ['background']:
         names.insert(0, 'background')
-    set_zero_shot_classes(model, names)
+    try:
+        set_zero_shot_classes(model, names)
+    except (ValueError, TypeError):
+        head.templates, head.bg_thresh = before
+        raise
     model.dataset_meta = dict(
         classes=tuple(names),
-        palette=class_palette(len(names), model.decode_head.with_background),
+        palette=class_palette(len(names), head.with_background),
     )
     return model
 
@@ -183,9 +238,17 @@ def zero_shot_groups(model, image) -> tuple[list[np.ndarray], np.ndarray]:
     inputs, samples = data['inputs'], data['data_samples']
     meta = samples[0].metainfo
     ori_shape = tuple(meta['ori_shape'][:2])
-    feats = model.extract_feat(inputs)
-    groups = stage_groups(feats['output'], ori_shape)
-    logits = model.encode_decode(inputs, [meta])
+    # the backbone's output is caught on its way to the head, so that the
+    # image is encoded once for the groups and the classes
+    outputs = []
+    hook = model.backbone.register_forward_hook(
+        lambda module, args, output: outputs.append(output)
+    )
+    try:
+        logits = model.encode_decode(inputs, [meta])
+    finally:
+        hook.remove()
+    groups = stage_groups(outputs[-1], ori_shape)
     result = model.postprocess_result(logits, samples)[0]
     mask = result.pred_sem_seg.data[0].cpu().numpy()
     return groups, mask

@@ -1,6 +1,7 @@
 """Pictures of zero-shot results: class masks with a legend, and groups.
 
-What ``tools/demo.py`` and ``tools/visualize_groups.py`` draw. The class
+What ``tools/demo.py``, ``tools/visualize_groups.py`` and
+``tools/web_demo.py`` draw. The class
 mask overlay and all text and boxes are drawn by MMSeg's
 ``SegLocalVisualizer`` (imported when first used: this package's ``utils``
 must not import ``mmseg`` at module level); group maps are blended here,
@@ -197,6 +198,21 @@ def titled_row(
     return visualizer.get_image()
 
 
+def class_shares(mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[K]``: each class's share of the pixels of the ``(H, W)`` class
+    index ``mask`` (they sum to 1)."""
+    return np.bincount(mask.ravel(), minlength=num_classes) / mask.size
+
+
+def format_shares(classes: Sequence[str], shares: Sequence[float]) -> str:
+    """``'disc 12.5%, square 3.1%'``: the classes found (share above 0)."""
+    return ', '.join(
+        f'{name} {100 * share:.1f}%'
+        for name, share in zip(classes, shares, strict=True)
+        if share > 0
+    )
+
+
 def class_panels(
     image: np.ndarray,
     mask: np.ndarray,
@@ -206,12 +222,41 @@ def class_panels(
 ) -> tuple[list[np.ndarray], list[str], np.ndarray]:
     """The class mask drawn on ``image`` and its legend, their titles, and
     each class's share of the pixels (``[K]``)."""
-    shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
+    shares = class_shares(mask, len(classes))
     panels = [
         draw_class_mask(image, mask, classes, palette, opacity),
         legend(image.shape[0], classes, palette, shares.tolist()),
     ]
     return panels, ['classes', 'class: share of pixels'], shares
+
+
+def stage_panels(
+    image: np.ndarray,
+    groups: Sequence[np.ndarray],
+    num_groups: Sequence[int],
+    opacity: float,
+) -> tuple[list[np.ndarray], list[str]]:
+    """Each grouping stage's groups drawn on ``image``, and their titles
+    (``'stage 1: 5 of 8 groups'``: the groups that own a pixel).
+
+    Args:
+        image: ``(H, W, 3)`` RGB.
+        groups: per stage, the ``(H, W)`` group index of every pixel
+            (``apis.zero_shot_groups``).
+        num_groups: per stage, its number of groups (the backbone's
+            ``num_output_groups``).
+        opacity: of the group colours.
+    """
+    panels, titles = [], []
+    for stage, (group_map, count) in enumerate(
+        zip(groups, num_groups, strict=True), start=1
+    ):
+        # another hue offset per stage: stage 2's groups are not stage 1's
+        colors = distinct_colors(int(count), offset=0.37 * stage)
+        panels.append(draw_groups(image, group_map, colors, opacity))
+        used = len(np.unique(group_map))
+        titles.append(f'stage {stage}: {used} of {int(count)} groups')
+    return panels, titles
 
 
 def write_rgb(picture: np.ndarray, path: str) -> None:
