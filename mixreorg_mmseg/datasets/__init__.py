@@ -8,6 +8,13 @@ from .coco_object import (
 )
 from .folder_seg_dataset import FolderSegDataset, read_class_names
 from .image_caption_dataset import ImageCaptionDataset, clean_caption
+from .image_files import (
+    BadImageFileError,
+    NameBadFilesMixin,
+    check_label_map,
+    find_bad_file,
+    read_image,
+)
 from .shard_io import (
     ShardReport,
     check_shard,
@@ -33,6 +40,11 @@ __all__ = [
     'read_class_names',
     'ImageCaptionDataset',
     'clean_caption',
+    'BadImageFileError',
+    'NameBadFilesMixin',
+    'check_label_map',
+    'find_bad_file',
+    'read_image',
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',
