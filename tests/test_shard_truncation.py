@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mixreorg_mmseg.datasets import (
+    ShardDataError,
     WebDatasetImageText,
     check_shard,
     encode_jpeg,
@@ -177,6 +178,30 @@ def test_truncated_shards_trip_max_skip_ratio_without_chained_traceback(
     assert str(error.value).startswith(f'{20 - delivered[0]} of ')
     assert 'worst shard: ' + str(tmp_path / '00000.tar') in str(error.value)
     assert error.value.__context__ is None and error.value.__cause__ is None
+
+
+@pytest.mark.slow  # PyTorch waits 5 s for a worker after an error
+def test_skip_ratio_error_from_a_worker_is_the_reason_alone(tmp_path):
+    import gc
+
+    from torch.utils.data import DataLoader
+
+    _shards(tmp_path, 5, per_shard=20)
+    _cut_all(tmp_path, 0.2)
+    dataset = _dataset(
+        tmp_path, epoch_size=100, max_skip_ratio=0.5, min_samples_for_check=10
+    )
+    loader = DataLoader(
+        dataset, batch_size=None, num_workers=1, collate_fn=lambda x: x
+    )
+    with pytest.raises(ShardDataError) as error:
+        list(loader)
+    message = str(error.value)
+    assert 'Traceback' not in message and '\n' not in message
+    assert 'samples skipped' in message and '00000.tar' in message
+    assert message.endswith('(in DataLoader worker process 0)')
+    del error  # the traceback holds the loader: shut its worker down here
+    gc.collect()
 
 
 def test_readers_splitting_a_shard_count_its_loss_once(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from .toy_image_captions import (
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
 from .transforms import LoadImageOrSkip
-from .webdataset_image_text import WebDatasetImageText
+from .webdataset_image_text import ShardDataError, WebDatasetImageText
 
 __all__ = [
     'COCO_OBJECT_CLASSES',
@@ -56,6 +56,7 @@ __all__ = [
     'encode_jpeg',
     'expand_shards',
     'write_shards',
+    'ShardDataError',
     'WebDatasetImageText',
     'TOY_CLASSES',
     'write_toy_segmentation',

@@ -53,8 +53,10 @@ reads cleanly but short of that count is truncated too), else estimated
 from the median size of the complete shards of its source read so far
 (at least 1), and the log says it is an estimate. Once
 ``min_samples_for_check`` samples have been read or lost, a skipped
-fraction above ``max_skip_ratio`` raises ``RuntimeError`` naming the shard
-with the most skips.
+fraction above ``max_skip_ratio`` raises :class:`ShardDataError` (a
+``RuntimeError`` whose message, also from a dataloader worker, is the
+reason without the worker's internal traceback) naming the shard with the
+most skips.
 """
 
 from __future__ import annotations
@@ -98,6 +100,26 @@ COUNT_COLUMNS = ('good', *SKIP_REASONS)
 MAX_SKIP_WARNINGS = 5
 
 
+class ShardDataError(RuntimeError):
+    """The shards cannot feed the run as configured: too many samples
+    skipped, no usable sample, or re-reading refused. The message says
+    why, naming the worst shard.
+
+    Raised in a DataLoader worker, the error reaches the main process
+    rebuilt by PyTorch from the worker's whole formatted traceback; the
+    message is cut back to its own text and where it was raised, as the
+    condition is expected and the traceback internal.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f'{type(self).__name__}: '
+        if message.startswith('Caught ') and marker in message:
+            first = message.split('\n', 1)[0].rstrip('.')
+            where = first.split(' in ', 1)[-1]  # DataLoader worker process N
+            message = f'{message.rsplit(marker, 1)[1].strip()} (in {where})'
+        super().__init__(message)
+
+
 @DATASETS.register_module()
 class WebDatasetImageText(IterableDataset):
     """Image-caption pairs from img2dataset-style webdataset shards.
@@ -128,11 +150,14 @@ class WebDatasetImageText(IterableDataset):
         allow_reread (bool): When the shards hold fewer usable samples
             than an epoch needs, re-read them (samples repeat within the
             epoch; one warning per epoch says so). False: raise
-            ``RuntimeError`` instead. Defaults to True.
+            :class:`ShardDataError` instead. Defaults to True.
 
     Raises:
         ValueError / FileNotFoundError: bad arguments, or local shards
             that do not exist (naming them).
+        ShardDataError: while reading, when the data cannot feed the run
+            (``max_skip_ratio`` exceeded, no usable sample, re-reading
+            with ``allow_reread=False``).
     """
 
     def __init__(
@@ -320,7 +345,7 @@ class WebDatasetImageText(IterableDataset):
                 if counts['estimated']
                 else ''
             )
-            raise RuntimeError(
+            raise ShardDataError(
                 f'{counts["skipped"]} of {seen} samples skipped '
                 f'({counts["skipped"] / seen:.1%} > max_skip_ratio='
                 f'{self.max_skip_ratio}); worst shard: {worst} ({reasons}); '
@@ -491,7 +516,7 @@ class WebDatasetImageText(IterableDataset):
                     yield info
             if not good:
                 names = [self.shards[i] for i in mine[:3]]
-                raise RuntimeError(
+                raise ShardDataError(
                     f'no usable sample in the {len(mine)} shards read by '
                     f'rank {rank} worker {worker}, e.g. {names} '
                     f'(skips: {self.skip_counts()["reasons"]})'
@@ -560,7 +585,7 @@ class WebDatasetImageText(IterableDataset):
             f'{seen} samples {counts["reasons"]}'
         )
         if not self.allow_reread:
-            raise RuntimeError(
+            raise ShardDataError(
                 f'{message}. allow_reread=False: lower epoch_size, add '
                 'shards or repair the bad ones (or allow the re-reading)'
             )
