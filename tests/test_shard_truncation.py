@@ -242,6 +242,24 @@ def test_unknown_counts_are_estimated_and_labelled(tmp_path, log_lines):
     (line,) = [line for line in log_lines if 'stops after' in line]
     assert line.startswith('WARNING shard ' + path)
     assert 'an estimate' in line
+    # the training log's skip line says how much of it is estimated
+    from types import SimpleNamespace
+
+    from mixreorg_mmseg.engine import ShardedDataHook
+
+    logged = []
+    runner = SimpleNamespace(
+        train_loop=SimpleNamespace(
+            dataloader=SimpleNamespace(dataset=dataset)
+        ),
+        logger=SimpleNamespace(info=logged.append),
+        iter=1,
+    )
+    ShardedDataHook()._log(runner, force=True)
+    assert (
+        f'bad_shard {20 - delivered} (about {20 - delivered} estimated)'
+        in (logged[0])
+    )
 
 
 def _reread_dataset(root, **kwargs):
