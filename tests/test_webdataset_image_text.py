@@ -15,6 +15,7 @@ from mixreorg_mmseg.datasets import (
     write_shards,
 )
 from mixreorg_mmseg.datasets import webdataset_image_text as wit
+from mixreorg_mmseg.datasets.shard_io import stats_path
 
 from .conftest import REPO_ROOT, run_python
 
@@ -158,6 +159,8 @@ def _bad_shards(root):
     cut = data.rindex(b't0004.jpg') + 700
     with open(root / '00001.tar', 'wb') as file:
         file.write(data[:cut])
+    # the statistics file of the whole shard, as a download leaves it
+    os.replace(stats_path(shard1), stats_path(str(root / '00001.tar')))
     return shard0, str(root / '00001.tar')
 
 
@@ -333,7 +336,9 @@ def test_pack_then_summarize_round_trip(tmp_path):
         ]
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == ['00000.tar', '00001.tar', '00002.tar']
+    assert sorted(os.listdir(out)) == [
+        f'0000{i}{ext}' for i in range(3) for ext in ('.tar', '_stats.json')
+    ]
     result = run_python(
         [osp.join(tools, 'summarize_shards.py'), str(out / '{0000..0002}.tar')]
     )
@@ -351,3 +356,6 @@ def test_pack_then_summarize_round_trip(tmp_path):
         [osp.join(tools, 'summarize_shards.py'), str(tmp_path / '00001.tar')]
     )
     assert result.returncode == 1 and 'ReadError' in result.stdout
+    # 4 samples read and good; 1 lost of the 5 its statistics file counts
+    row = result.stdout.splitlines()[2].split()
+    assert row[1:8] == ['4', '4', '0', '0', '0', '0', '1']

@@ -19,6 +19,7 @@ from mixreorg_mmseg.cli import (
     add_zero_shot_image_args,
     zero_shot_model_from_args,
 )
+from mixreorg_mmseg.datasets import read_image
 from mixreorg_mmseg.utils.seg_drawing import (
     class_panels,
     format_shares,
@@ -29,17 +30,15 @@ from mixreorg_mmseg.utils.seg_drawing import (
 
 
 def main(argv=None):
-    import mmcv
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_zero_shot_image_args(parser, default_out='demo.png')
     args = parser.parse_args(argv)
+    image = read_image(args.image, channel_order='rgb')  # names a bad file
     model = zero_shot_model_from_args(args)
     result = zero_shot_predict(model, args.image)
     mask = result.pred_sem_seg.data[0].cpu().numpy()
     classes = model.dataset_meta['classes']
     palette = model.dataset_meta['palette']
-    image = mmcv.imread(args.image, channel_order='rgb')
     image, (mask,) = upscale(image, [mask])
     panels, titles, shares = class_panels(
         image, mask, classes, palette, args.opacity

@@ -21,6 +21,7 @@ from mixreorg_mmseg.cli import (
     add_zero_shot_image_args,
     zero_shot_model_from_args,
 )
+from mixreorg_mmseg.datasets import read_image
 from mixreorg_mmseg.utils.seg_drawing import (
     class_panels,
     stage_panels,
@@ -31,16 +32,14 @@ from mixreorg_mmseg.utils.seg_drawing import (
 
 
 def main(argv=None):
-    import mmcv
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_zero_shot_image_args(parser, default_out='groups.png')
     args = parser.parse_args(argv)
+    image = read_image(args.image, channel_order='rgb')  # names a bad file
     model = zero_shot_model_from_args(args)
     groups, mask = zero_shot_groups(model, args.image)
     classes = model.dataset_meta['classes']
     palette = model.dataset_meta['palette']
-    image = mmcv.imread(args.image, channel_order='rgb')
     image, maps = upscale(image, [*groups, mask])
     groups, mask = maps[:-1], maps[-1]
     panels, titles = stage_panels(

@@ -18,6 +18,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
+from ..datasets.image_files import read_image
 from ..models.backbones.groupvit import chain_assignments
 from ..models.decode_heads import set_zero_shot_classes
 from ..models.text_encoders import get_templates
@@ -174,7 +175,13 @@ def prepare_image(model, image: str | np.ndarray) -> dict:
         ``inputs``: ``(1, 3, H', W')`` float tensor on the model's device;
         ``data_samples``: one ``SegDataSample`` whose metainfo holds the
         original and resized shapes.
+
+    Raises:
+        FileNotFoundError / BadImageFileError: ``image`` is a path to no
+            file, an empty file or no image (naming it).
     """
+    if not isinstance(image, np.ndarray):
+        read_image(image)  # a bad file fails here, naming it
     steps = [
         copy.deepcopy(step)
         for step in model.cfg.test_pipeline
@@ -193,10 +200,17 @@ def prepare_image(model, image: str | np.ndarray) -> dict:
 
 
 def zero_shot_predict(model, image):
-    """The ``SegDataSample`` of ``image`` (MMSeg's ``inference_model``:
-    the config's test pipeline and ``test_cfg``)."""
+    """The ``SegDataSample`` of ``image`` (a path or a BGR array; MMSeg's
+    ``inference_model``: the config's test pipeline and ``test_cfg``).
+
+    Raises:
+        FileNotFoundError / BadImageFileError: ``image`` is a path to no
+            file, an empty file or no image (naming it).
+    """
     from mmseg.apis import inference_model
 
+    if not isinstance(image, np.ndarray):
+        read_image(image)  # a bad file fails here, naming it
     return inference_model(model, image)
 
 

@@ -8,6 +8,13 @@ from .coco_object import (
 )
 from .folder_seg_dataset import FolderSegDataset, read_class_names
 from .image_caption_dataset import ImageCaptionDataset, clean_caption
+from .image_files import (
+    BadImageFileError,
+    NameBadFilesMixin,
+    check_label_map,
+    find_bad_file,
+    read_image,
+)
 from .shard_io import (
     ShardReport,
     check_shard,
@@ -23,7 +30,7 @@ from .toy_image_captions import (
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
 from .transforms import LoadImageOrSkip
-from .webdataset_image_text import WebDatasetImageText
+from .webdataset_image_text import ShardDataError, WebDatasetImageText
 
 __all__ = [
     'COCO_OBJECT_CLASSES',
@@ -33,6 +40,11 @@ __all__ = [
     'read_class_names',
     'ImageCaptionDataset',
     'clean_caption',
+    'BadImageFileError',
+    'NameBadFilesMixin',
+    'check_label_map',
+    'find_bad_file',
+    'read_image',
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',
@@ -44,6 +56,7 @@ __all__ = [
     'encode_jpeg',
     'expand_shards',
     'write_shards',
+    'ShardDataError',
     'WebDatasetImageText',
     'TOY_CLASSES',
     'write_toy_segmentation',

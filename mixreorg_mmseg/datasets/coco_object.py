@@ -26,6 +26,8 @@ from mmseg.datasets import BaseSegDataset, COCOStuffDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
+from .image_files import NameBadFilesMixin
+
 #: COCO's 80 thing classes in category-id order (the first 80 classes of
 #: MMSeg's COCO-Stuff), after the background.
 COCO_OBJECT_CLASSES = ('background',) + tuple(
@@ -38,7 +40,7 @@ COCO_OBJECT_SEG_SUFFIX = '_instanceTrainIds.png'
 
 
 @DATASETS.register_module()
-class COCOObjectDataset(BaseSegDataset):
+class COCOObjectDataset(NameBadFilesMixin, BaseSegDataset):
     """COCO-Object: 81 classes, background (0) and COCO's 80 things.
 
     Args:
@@ -48,6 +50,9 @@ class COCOObjectDataset(BaseSegDataset):
         **kwargs: as for MMSeg's ``BaseSegDataset`` (``data_root``,
             ``data_prefix``, ``pipeline``...). Background is a class, so
             ``reduce_zero_label`` stays False.
+
+    An image or label map that is empty or does not decode fails naming
+    the file (:class:`~.image_files.NameBadFilesMixin`).
     """
 
     METAINFO = dict(

@@ -9,7 +9,10 @@ Layout under ``data_root`` (the defaults of ``data_prefix``)::
 This lets a user evaluate (and zero-shot test) any folder without writing
 a dataset class: the class list is data, not code. A label map holding a
 value that is neither a class index nor ``ignore_index`` is an error that
-names the file (``IoUMetric`` would silently drop such pixels).
+names the file (``IoUMetric`` would silently drop such pixels), and so is
+a label map that is not one 8-bit channel (colours, or 16-bit values that
+loading would wrap), an image or label map that is empty or does not
+decode.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 import torch
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+
+from .image_files import NameBadFilesMixin, check_label_map
 
 
 def read_class_names(path: str) -> list[str]:
@@ -49,7 +54,7 @@ def read_class_names(path: str) -> list[str]:
 
 
 @DATASETS.register_module()
-class FolderSegDataset(BaseSegDataset):
+class FolderSegDataset(NameBadFilesMixin, BaseSegDataset):
     """MMSeg ``BaseSegDataset`` whose ``classes`` are read from a text file.
 
     Args:
@@ -57,9 +62,10 @@ class FolderSegDataset(BaseSegDataset):
             looked up relative to it).
         classes_file (str): Class list, relative to ``data_root``.
             Defaults to ``'classes.txt'``.
-        check_labels (bool): Check every loaded label map (after the
-            pipeline) for values outside ``0..len(classes) - 1`` and
-            ``ignore_index``. Defaults to True.
+        check_labels (bool): Check every label map's file format (one
+            8-bit channel) and its loaded values (after the pipeline) for
+            values outside ``0..len(classes) - 1`` and ``ignore_index``.
+            Defaults to True.
         **kwargs: Everything else as for ``BaseSegDataset``; ``metainfo``
             may still add a ``palette``, but must not also set ``classes``.
     """
@@ -97,6 +103,9 @@ class FolderSegDataset(BaseSegDataset):
         Raises:
             ValueError: the label map holds values that are no class index
                 (naming the file, the values and the class list).
+            BadImageFileError: the image or label map is empty, does not
+                decode, or the label map is not one 8-bit channel (naming
+                the file).
         """
         results = super().prepare_data(idx)
         if self.check_labels and results is not None:
@@ -113,6 +122,8 @@ class FolderSegDataset(BaseSegDataset):
             path = results.get('seg_map_path')
         else:  # a pipeline without annotations
             return
+        if path:
+            check_label_map(path, getattr(self, 'backend_args', None))
         if isinstance(labels, np.ndarray):
             labels = torch.from_numpy(labels)
         values = labels.unique()

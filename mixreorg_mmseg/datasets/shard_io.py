@@ -3,11 +3,22 @@
 A shard is a plain tar file (``00000.tar``, ``00001.tar``...) whose members
 come in groups sharing a key: ``KEY.jpg`` (JPEG bytes), ``KEY.txt`` (the
 caption, UTF-8) and optionally ``KEY.json`` (metadata). This is what
-img2dataset writes and what webdataset reads; the tar walking and the
-grouping of members into samples are webdataset's
-(:func:`webdataset.tariterators.tar_file_expander`,
+img2dataset writes and what webdataset reads. Opening a shard (local,
+``pipe:``, ``s3:``...), grouping its members into samples and writing are
+webdataset's (:func:`webdataset.gopen.gopen`,
 :func:`~webdataset.tariterators.group_by_keys`,
-:class:`webdataset.ShardWriter`).
+:class:`webdataset.ShardWriter`); walking the tar is ours
+(:func:`iter_raw_samples`), because webdataset's walk (Python's
+``tarfile``) takes a tar cut at a member boundary or inside a member
+header for a complete one: only the end-of-archive marker, two zero
+blocks, tells a complete tar from a cut one.
+
+**Sample counts.** Next to ``00000.tar`` img2dataset writes
+``00000_stats.json``, whose ``successes`` is the number of samples in the
+tar; :func:`write_shards` writes the same file, and
+``tools/dataset_converters/summarize_shards.py --write-stats`` writes it
+for shards that read completely. :func:`known_sample_count` reads it, so
+that a reader knows how many samples a truncated shard lost.
 
 One place decides whether a raw sample is usable
 (:func:`decode_sample`): the streaming dataset
@@ -19,9 +30,11 @@ the writers agree on it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import os.path as osp
 import re
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,12 +42,10 @@ import cv2
 import mmcv
 import numpy as np
 from braceexpand import braceexpand
+from mmengine.logging import print_log
 from webdataset import ShardWriter
-from webdataset.tariterators import (
-    group_by_keys,
-    tar_file_expander,
-    url_opener,
-)
+from webdataset.gopen import gopen
+from webdataset.tariterators import base_plus_ext, group_by_keys
 
 from .image_caption_dataset import clean_caption
 
@@ -52,6 +63,10 @@ SKIP_REASONS = (
     'pipeline',
 )
 
+#: Suffix of the per-shard statistics file (img2dataset's name):
+#: ``00000.tar`` -> ``00000_stats.json``.
+STATS_SUFFIX = '_stats.json'
+
 _URL_SCHEME = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*:')
 
 
@@ -62,6 +77,20 @@ class SkipSample(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class TruncatedShardError(Exception):
+    """A shard's tar ends before its end-of-archive marker, or holds fewer
+    samples than its statistics file says.
+
+    Attributes:
+        members_complete (bool): Every member was read; only (part of) the
+            end-of-archive marker is missing.
+    """
+
+    def __init__(self, message: str, members_complete: bool = False):
+        super().__init__(message)
+        self.members_complete = members_complete
 
 
 def is_url(path: str) -> bool:
@@ -105,24 +134,157 @@ def describe_error(error: Exception) -> str:
     return ' '.join(f'{type(error).__name__}: {message}'.split())
 
 
+class _EndRecordingTarInfo(tarfile.TarInfo):
+    """``TarInfo`` that leaves on its ``TarFile`` (``header_error``) why
+    the last header read failed: ``tarfile`` ends the member iteration on
+    a zero block (the end-of-archive marker) and, silently, on a missing,
+    cut or corrupt header too."""
+
+    @classmethod
+    def fromtarfile(cls, archive):
+        try:
+            info = super().fromtarfile(archive)
+        except tarfile.HeaderError as error:
+            archive.header_error = error
+            raise
+        archive.header_error = None
+        return info
+
+
+def _tar_files(stream, shard: str, reading: dict) -> Iterator[dict]:
+    """The regular files of an opened tar, as webdataset's
+    ``tar_file_iterator`` yields them (``fname``, ``data``, ``__url__``;
+    webdataset's ``__*__`` meta members skipped). While a member's data is
+    read, ``reading['member']`` holds its name (None between members).
+
+    Raises:
+        TruncatedShardError: a member is cut short, or the tar ends
+            without its end-of-archive marker (at a member boundary,
+            inside a header, or inside the marker itself).
+        tarfile.ReadError: unreadable data (as ``tarfile`` raises it).
+    """
+    archive = tarfile.open(
+        fileobj=stream, mode='r|*', tarinfo=_EndRecordingTarInfo
+    )
+    for info in archive:
+        if info.isreg() and not info.name.startswith('__'):
+            reading['member'] = info.name
+            data = archive.extractfile(info).read()
+            if len(data) != info.size:
+                raise TruncatedShardError(
+                    f'{shard}: member {info.name} is cut short '
+                    f'({len(data)} of {info.size} bytes)'
+                )
+            reading['member'] = None
+            yield dict(fname=info.name, data=data, __url__=shard)
+        archive.members = []  # streaming: keep no history
+    end = getattr(archive, 'header_error', None)
+    where = f'{shard}: the tar ends at byte {archive.offset}'
+    if isinstance(end, tarfile.EOFHeaderError):
+        # the first zero block of the marker was read; the second must be
+        # there too (POSIX), else the file was cut inside the marker
+        if archive.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
+            raise TruncatedShardError(
+                f'{where} inside its end-of-archive marker (no member is '
+                'missing)',
+                members_complete=True,
+            )
+    elif isinstance(end, tarfile.InvalidHeaderError):
+        raise TruncatedShardError(f'{where}: corrupt member header ({end})')
+    else:  # no header at all, or part of one: the file was cut there
+        raise TruncatedShardError(
+            f'{where} without its end-of-archive marker (cut at or inside '
+            'a member header)'
+        )
+
+
 def iter_raw_samples(
-    shard: str, on_error: Callable[[Exception], None]
+    shard: str, on_error: Callable[[Exception, int], None]
 ) -> Iterator[dict]:
     """Yield the samples of one shard as webdataset groups them.
 
     Each sample is ``{'__key__': str, '__url__': shard, EXT: bytes...}``.
-    A shard that cannot be opened or is cut short (truncated download,
-    disk full) stops the iteration after the last complete member;
-    ``on_error(exception)`` is called once for it, and nothing is raised.
+    A shard that cannot be opened, is cut short anywhere (truncated
+    download, disk full; see :func:`_tar_files`) or is corrupt stops the
+    iteration after the last sample known to be complete: the sample the
+    cut went through is not yielded, nor the one before a cut at or
+    inside a member header (its last member may be what is missing).
+    ``on_error(exception, num_samples)`` is then called once, with the
+    number of samples the shard delivers in all, before the last of them
+    is yielded (a reader that stops after it still learns of the error)
+    and outside any ``except`` block; nothing is raised.
     """
+    errors: list[Exception] = []
+    reading = dict(member=None)
 
-    def handler(error: Exception) -> bool:
-        on_error(error)
+    def stop(error: Exception) -> bool:
+        errors.append(error)
         return False  # the rest of this shard is lost: stop reading it
 
-    streams = url_opener([dict(url=shard)], handler=handler)
-    files = tar_file_expander(streams, handler=handler, eof_value=None)
-    yield from group_by_keys(files, handler=handler)
+    def files(stream) -> Iterator[dict]:
+        try:
+            yield from _tar_files(stream, shard, reading)
+        except Exception as error:  # any read error: the rest is lost
+            errors.append(error)
+
+    stream = None
+    held = None  # each sample waits until the next one is complete
+    delivered = 0
+    try:
+        stream = gopen(shard)
+        for sample in group_by_keys(files(stream), handler=stop):
+            if held is not None:
+                delivered += 1
+                yield held
+            held = sample
+    except Exception as error:  # cannot open
+        errors.append(error)
+    finally:
+        if stream is not None:
+            stream.close()
+    if held is not None:
+        cut = reading['member'] and base_plus_ext(reading['member'])[0]
+        complete = not errors or getattr(errors[0], 'members_complete', False)
+        if not (complete or (cut and cut != held['__key__'])):
+            held = None
+    if errors:
+        on_error(errors[0], delivered + (held is not None))
+    if held is not None:
+        yield held
+
+
+def stats_path(shard: str) -> str:
+    """The statistics file of a shard: ``DIR/00000.tar`` ->
+    ``DIR/00000_stats.json`` (img2dataset's naming)."""
+    base = shard
+    for ext in ('.tar.gz', '.tgz', '.tar'):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+            break
+    return base + STATS_SUFFIX
+
+
+def known_sample_count(shard: str) -> int | None:
+    """Samples a local shard holds by its statistics file (``successes``
+    of :func:`stats_path`); ``None`` when there is none, for remote shards,
+    and for an unreadable statistics file (with a warning naming it)."""
+    path = stats_path(shard)
+    if is_url(shard) or not osp.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as file:
+            count = json.load(file)['successes']
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f'"successes" is {count!r}, not a count')
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print_log(
+            f'{path}: cannot read the sample count of {shard} '
+            f'({type(error).__name__}: {error}); counting without it',
+            logger='current',
+            level=logging.WARNING,
+        )
+        return None
+    return count
 
 
 def decode_sample(raw: dict, decode_image: bool = True) -> dict:
@@ -183,14 +345,27 @@ class ShardReport:
     """What :func:`check_shard` found in one shard."""
 
     shard: str
+    #: Samples read (up to the first read error).
     samples: int = 0
     #: Usable samples (image decodes, caption non-empty).
     good: int = 0
+    #: Skipped samples by reason; ``bad_shard`` counts the samples lost
+    #: to a read error when the shard's sample count is known.
     skipped: dict = field(
         default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0)
     )
+    #: Samples the statistics file says the shard holds (``None``: none).
+    expected: int | None = None
     #: Why reading stopped early (``None`` when the tar read to its end).
     error: str | None = None
+
+    @property
+    def lost(self) -> int | None:
+        """Samples the shard should hold but did not deliver (``None``
+        when its count is unknown and reading failed)."""
+        if self.expected is not None:
+            return max(self.expected - self.samples, 0)
+        return None if self.error else 0
 
     @property
     def ok(self) -> bool:
@@ -200,12 +375,13 @@ class ShardReport:
 
 def check_shard(shard: str, decode_images: bool = True) -> ShardReport:
     """Read a whole shard and classify every sample with
-    :func:`decode_sample`; never raises for bad data."""
-    report = ShardReport(shard)
+    :func:`decode_sample`; never raises for bad data. A shard that reads
+    to its end but holds fewer samples than :func:`known_sample_count`
+    says is reported as truncated."""
+    report = ShardReport(shard, expected=known_sample_count(shard))
 
-    def on_error(error: Exception) -> None:
+    def on_error(error: Exception, num_samples: int) -> None:
         report.error = describe_error(error)
-        report.skipped['bad_shard'] += 1
 
     for raw in iter_raw_samples(shard, on_error):
         report.samples += 1
@@ -215,7 +391,25 @@ def check_shard(shard: str, decode_images: bool = True) -> ShardReport:
             report.skipped[skip.reason] += 1
         else:
             report.good += 1
+    if report.error is None and report.lost:
+        report.error = describe_error(
+            TruncatedShardError(
+                f'{shard}: holds {report.samples} samples, '
+                f'{stats_path(shard)} says {report.expected}'
+            )
+        )
+    report.skipped['bad_shard'] = report.lost or 0
     return report
+
+
+def write_stats(shard: str, samples: int) -> str:
+    """Write the statistics file of a complete shard (``successes``: its
+    sample count, as img2dataset writes it); returns its path."""
+    path = stats_path(shard)
+    with open(path, 'w', encoding='utf-8') as file:
+        json.dump(dict(successes=int(samples)), file)
+        file.write('\n')
+    return path
 
 
 def encode_jpeg(img: np.ndarray, quality: int = 95) -> bytes:
@@ -245,7 +439,10 @@ def write_shards(
         prefix: Prefix of the shard file names.
 
     Returns:
-        The paths of the shards written, in order.
+        The paths of the shards written, in order. Next to each,
+        :func:`write_stats` records its sample count
+        (``PREFIX00000_stats.json``), so a reader can count what a
+        truncated copy lost.
 
     Raises:
         ValueError / TypeError: a sample lacks a field, has a field of the
@@ -262,17 +459,26 @@ def write_shards(
     pattern = osp.join(out_dir, prefix.replace('%', '%%') + '%05d.tar')
     seen = set()
     written = []
+    in_shard = [0]  # samples written to the open tar
+
+    def finished(path: str) -> None:
+        write_stats(path, in_shard[0])
+        in_shard[0] = 0
+        written.append(path)
+
     # ShardWriter opens the next tar once `maxcount` samples are in one;
-    # `post` is called with each finished file's name
+    # `post` is called with each finished file's name, before the sample
+    # that opens the next tar is written
     with ShardWriter(
         pattern,
         maxcount=samples_per_shard,
         verbose=0,
         mtime=0.0,
-        post=written.append,
+        post=finished,
     ) as writer:
         for sample in samples:
             writer.write(_check_sample(sample, seen))
+            in_shard[0] += 1
     return written
 
 

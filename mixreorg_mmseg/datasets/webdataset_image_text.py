@@ -25,9 +25,12 @@ readers share a shard. A source with fewer shards than ``world_size *
 num_workers`` readers is split by sample instead: every reader walks all
 its shards and keeps every ``world_size * num_workers``-th sample (no
 duplicates either, but each reader reads the whole tar). A reader whose
-shards run out before its share of the epoch starts over on them (a
-warning says so): only then are samples read twice in an epoch, i.e. when
-``epoch_size`` exceeds what the shards hold.
+shards run out before its share of the epoch starts over on them: only
+then are samples read twice in an epoch, i.e. when ``epoch_size`` exceeds
+the usable samples the shards hold. The first time a sample read a second
+time is used in an epoch, one warning says so with the numbers (once per
+epoch and rank, whatever the number of workers); with
+``allow_reread=False`` it is an error instead.
 
 **Resume.** The shard order depends only on the seed and the epoch, and
 :meth:`skip_batches` makes the next pass over the epoch drop the batches
@@ -38,12 +41,22 @@ loops (the DataLoader of an ``IterableDataset`` has no sampler to call
 checkpoint shift the skip by as many samples.
 
 **Bad data.** A corrupt image, a missing image or caption, an empty
-caption, a shard that cannot be opened or is truncated (the rest of it)
-are skipped and counted per reason and per shard in shared memory, so the
+caption, a shard that cannot be opened or is truncated are skipped and
+counted, in samples, per reason and per shard in shared memory, so the
 counts of all dataloader workers are visible in the main process
-(:meth:`skip_counts`; the hook logs them). Once ``min_samples_for_check``
-samples have been read, a skipped fraction above ``max_skip_ratio`` raises
-``RuntimeError`` naming the shard with the most skips.
+(:meth:`skip_counts`; the hook logs them). A shard that cannot be read to
+its end-of-archive marker (:func:`~.shard_io.iter_raw_samples` detects a
+cut anywhere, member boundaries included) counts the samples it did not
+deliver as ``bad_shard``: exactly when its sample count is known (its
+``_stats.json``, see :func:`~.shard_io.known_sample_count`; a shard that
+reads cleanly but short of that count is truncated too), else estimated
+from the median size of the complete shards of its source read so far
+(at least 1), and the log says it is an estimate. Once
+``min_samples_for_check`` samples have been read or lost, a skipped
+fraction above ``max_skip_ratio`` raises :class:`ShardDataError` (a
+``RuntimeError`` whose message, also from a dataloader worker, is the
+reason without the worker's internal traceback) naming the shard with the
+most skips.
 """
 
 from __future__ import annotations
@@ -65,11 +78,14 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .shard_io import (
     SKIP_REASONS,
     SkipSample,
+    TruncatedShardError,
     decode_sample,
     describe_error,
     expand_shards,
     is_url,
     iter_raw_samples,
+    known_sample_count,
+    stats_path,
 )
 
 #: Pipeline steps that read ``img_path`` from disk; the dataset decodes
@@ -82,6 +98,26 @@ COUNT_COLUMNS = ('good', *SKIP_REASONS)
 #: Sample-level skip warnings each reader logs before going quiet (the
 #: counts keep running and the hook logs them).
 MAX_SKIP_WARNINGS = 5
+
+
+class ShardDataError(RuntimeError):
+    """The shards cannot feed the run as configured: too many samples
+    skipped, no usable sample, or re-reading refused. The message says
+    why, naming the worst shard.
+
+    Raised in a DataLoader worker, the error reaches the main process
+    rebuilt by PyTorch from the worker's whole formatted traceback; the
+    message is cut back to its own text and where it was raised, as the
+    condition is expected and the traceback internal.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f'{type(self).__name__}: '
+        if message.startswith('Caught ') and marker in message:
+            first = message.split('\n', 1)[0].rstrip('.')
+            where = first.split(' in ', 1)[-1]  # DataLoader worker process N
+            message = f'{message.rsplit(marker, 1)[1].strip()} (in {where})'
+        super().__init__(message)
 
 
 @DATASETS.register_module()
@@ -111,10 +147,17 @@ class WebDatasetImageText(IterableDataset):
         batch_size (int, optional): The dataloader's batch size; readers
             then get whole batches, so ``len(dataloader)`` is exact.
             :class:`~mixreorg_mmseg.engine.ShardedDataHook` sets it.
+        allow_reread (bool): When the shards hold fewer usable samples
+            than an epoch needs, re-read them (samples repeat within the
+            epoch; one warning per epoch says so). False: raise
+            :class:`ShardDataError` instead. Defaults to True.
 
     Raises:
         ValueError / FileNotFoundError: bad arguments, or local shards
             that do not exist (naming them).
+        ShardDataError: while reading, when the data cannot feed the run
+            (``max_skip_ratio`` exceeded, no usable sample, re-reading
+            with ``allow_reread=False``).
     """
 
     def __init__(
@@ -130,6 +173,7 @@ class WebDatasetImageText(IterableDataset):
         max_skip_ratio: float = 0.1,
         min_samples_for_check: int = 1000,
         batch_size: int | None = None,
+        allow_reread: bool = True,
     ) -> None:
         super().__init__()
         if (shards is None) == (sources is None):
@@ -150,6 +194,7 @@ class WebDatasetImageText(IterableDataset):
         self.max_skip_ratio = max_skip_ratio
         self.min_samples_for_check = int(min_samples_for_check)
         self.batch_size = batch_size
+        self.allow_reread = bool(allow_reread)
         #: All shards of all sources; counters are indexed by position.
         self.shards: list[str] = []
         #: Per source, the indices of its shards in :attr:`shards`.
@@ -177,6 +222,18 @@ class WebDatasetImageText(IterableDataset):
         self._epoch = mp.Value('q', 0)
         self._skip = mp.Value('q', 0)
         self._counts = mp.Array('q', len(self.shards) * len(COUNT_COLUMNS))
+        #: per shard: of the ``bad_shard`` samples, how many are estimated
+        self._estimated = mp.Array('q', len(self.shards))
+        #: per shard: samples found when it was last read to its end (-1:
+        #: never), the basis of the estimates
+        self._complete = mp.Array('q', [-1] * len(self.shards))
+        #: the last epoch whose re-reading was reported (-1: none)
+        self._reread_epoch = mp.Value('q', -1)
+        #: per process: sample counts from the shards' statistics files
+        self._known_counts: dict[int, int | None] = {}
+        #: per process: (usable samples, shards) of a reader's first pass
+        #: over each source's shards, for the re-read message
+        self._pass_sizes: dict[int, tuple[int, int]] = {}
 
     @staticmethod
     def _check_local(paths: list[str], pattern) -> None:
@@ -236,20 +293,24 @@ class WebDatasetImageText(IterableDataset):
             len(self.shards), len(COUNT_COLUMNS)
         )
 
-    def _count(self, shard: int, column: str) -> None:
+    def _count(self, shard: int, column: str, num: int = 1) -> None:
         cell = shard * len(COUNT_COLUMNS) + COUNT_COLUMNS.index(column)
         with self._counts.get_lock():
-            self._counts[cell] += 1
+            self._counts[cell] += num
 
     def skip_counts(self) -> dict:
         """Counts of this rank since the start, all workers included.
 
         Returns:
-            ``dict(good=int, skipped=int, reasons={reason: int},
-            shards={shard: {reason: int}})``; ``shards`` lists only the
-            shards with a skip, worst first.
+            ``dict(good=int, skipped=int, estimated=int, reasons={reason:
+            int}, shards={shard: {reason: int}})``, all in samples;
+            ``estimated`` is the part of ``reasons['bad_shard']`` that is
+            an estimate (shards of unknown size); ``shards`` lists only
+            the shards with a skip, worst first.
         """
         counts = self._count_view().copy()
+        with self._estimated.get_lock():
+            estimated = int(sum(self._estimated))
         bad = counts[:, 1:]
         shards = {}
         for i in np.argsort(-bad.sum(1), kind='stable'):
@@ -263,6 +324,7 @@ class WebDatasetImageText(IterableDataset):
         return dict(
             good=int(counts[:, 0].sum()),
             skipped=int(bad.sum()),
+            estimated=estimated,
             reasons={
                 r: int(n)
                 for r, n in zip(SKIP_REASONS, bad.sum(0), strict=True)
@@ -278,11 +340,96 @@ class WebDatasetImageText(IterableDataset):
             and counts['skipped'] > self.max_skip_ratio * seen
         ):
             worst, reasons = next(iter(counts['shards'].items()))
-            raise RuntimeError(
+            estimated = (
+                f' ({counts["estimated"]} of the bad_shard samples estimated)'
+                if counts['estimated']
+                else ''
+            )
+            raise ShardDataError(
                 f'{counts["skipped"]} of {seen} samples skipped '
                 f'({counts["skipped"] / seen:.1%} > max_skip_ratio='
                 f'{self.max_skip_ratio}); worst shard: {worst} ({reasons}); '
-                f'all reasons: {counts["reasons"]}'
+                f'all reasons: {counts["reasons"]}{estimated}'
+            )
+
+    # -- shards read short -------------------------------------------------
+
+    def _known_count(self, shard: int) -> int | None:
+        if shard not in self._known_counts:
+            self._known_counts[shard] = known_sample_count(self.shards[shard])
+        return self._known_counts[shard]
+
+    def _estimate_size(self, shard: int) -> int | None:
+        """Median sample count of the complete shards of ``shard``'s
+        source read so far (else of all sources); None: none yet."""
+        with self._complete.get_lock():
+            sizes = np.frombuffer(self._complete.get_obj(), np.int64).copy()
+        source = next(s for s in self.source_shards if shard in s)
+        for pool in (sizes[source], sizes):
+            pool = pool[pool >= 0]
+            if len(pool):
+                return int(np.median(pool))
+        return None
+
+    def _end_of_shard(
+        self,
+        shard: int,
+        read: int,
+        error: Exception | None,
+        start: int,
+        stride: int,
+        slot: int,
+    ) -> None:
+        """Count what ``shard`` failed to deliver after ``read`` raw
+        samples (``error``: why reading stopped, None: it read to its
+        end). Its samples have the positions ``start, start + 1, ...`` of
+        this reader's walk; the reader counts the lost ones it would have
+        kept (every ``stride``-th), so readers that split a shard by
+        sample count each lost sample once.
+        """
+        known = self._known_count(shard)
+        if error is None:
+            if known is None or read >= known:
+                self._complete[shard] = read
+                return
+            error = TruncatedShardError(
+                f'{self.shards[shard]}: holds {read} samples, '
+                f'{stats_path(self.shards[shard])} says {known}'
+            )
+        if getattr(error, 'members_complete', False):
+            lost, how = 0, 'no sample lost'
+        elif known is not None:
+            lost = max(known - read, 0)
+            how = f'{lost} samples lost ({known} by its statistics file)'
+        else:
+            typical = self._estimate_size(shard)
+            if typical is None:
+                lost = 1
+                how = (
+                    'about 1 sample lost (an estimate: no sample count of '
+                    'this shard is known and no shard has been read to its '
+                    'end yet)'
+                )
+            else:
+                lost = max(typical - read, 1)
+                how = (
+                    f'about {lost} samples lost (an estimate: its sample '
+                    f'count is unknown; complete shards hold {typical})'
+                )
+        position = start + read  # of the first lost sample
+        first = position + (slot - position) % stride
+        mine = len(range(first, position + lost, stride))
+        if mine:
+            self._count(shard, 'bad_shard', mine)
+            if known is None:
+                with self._estimated.get_lock():
+                    self._estimated[shard] += mine
+        if slot % stride == 0:  # one of the readers sharing it logs
+            print_log(
+                f'shard {self.shards[shard]} stops after {read} samples '
+                f'({describe_error(error)}): {how}',
+                logger='current',
+                level=logging.WARNING,
             )
 
     # -- reading -----------------------------------------------------------
@@ -301,11 +448,33 @@ class WebDatasetImageText(IterableDataset):
         skip = len(range(worker, self._skip.value, workers)) * size
         return share, min(skip, share)
 
+    def _raw_samples(
+        self, shard: int, start: int, stride: int, slot: int
+    ) -> Iterator[dict]:
+        """The raw samples of ``shard`` (its first at position ``start``
+        of the reader's walk); what it fails to deliver is counted by
+        :meth:`_end_of_shard` as soon as the reading knows it."""
+        failed = []
+
+        def on_error(error: Exception, num_samples: int) -> None:
+            failed.append(error)
+            self._end_of_shard(shard, num_samples, error, start, stride, slot)
+            self._check_skip_ratio()
+
+        read = 0
+        for raw in iter_raw_samples(self.shards[shard], on_error):
+            read += 1
+            yield raw
+        if not failed:
+            self._end_of_shard(shard, read, None, start, stride, slot)
+
     def _source_stream(
         self, source: int, slot: int, world: int, workers: int
     ) -> Iterator[dict]:
         """Usable decoded samples of one source for reader ``slot``
-        (``rank * workers + worker``); endless (starts over when done)."""
+        (``rank * workers + worker``); endless (starts over when done).
+        Each carries ``shard_idx`` and ``reread`` (from a second or later
+        pass over the shards)."""
         rank, worker = divmod(slot, workers)
         warnings = 0
         for repeat in itertools.count():
@@ -323,18 +492,7 @@ class WebDatasetImageText(IterableDataset):
             good = 0
             position = 0
             for shard in mine:
-
-                def on_error(error, shard=shard):
-                    self._count(shard, 'bad_shard')
-                    print_log(
-                        f'skipping the rest of shard {self.shards[shard]}: '
-                        f'{describe_error(error)}',
-                        logger='current',
-                        level=logging.WARNING,
-                    )
-                    self._check_skip_ratio()
-
-                for raw in iter_raw_samples(self.shards[shard], on_error):
+                for raw in self._raw_samples(shard, position, stride, slot):
                     position += 1
                     if (position - 1) % stride != slot % stride:
                         continue
@@ -353,22 +511,18 @@ class WebDatasetImageText(IterableDataset):
                         continue
                     self._count(shard, 'good')
                     info['shard_idx'] = shard
+                    info['reread'] = repeat > 0
                     good += 1
                     yield info
             if not good:
                 names = [self.shards[i] for i in mine[:3]]
-                raise RuntimeError(
+                raise ShardDataError(
                     f'no usable sample in the {len(mine)} shards read by '
                     f'rank {rank} worker {worker}, e.g. {names} '
                     f'(skips: {self.skip_counts()["reasons"]})'
                 )
-            print_log(
-                f'rank {rank} worker {worker}: the shards of source '
-                f'{source} ran out in epoch {self.epoch}; reading them '
-                'again (epoch_size exceeds the data)',
-                logger='current',
-                level=logging.WARNING,
-            )
+            if not repeat:
+                self._pass_sizes[source] = (good, len(mine))
 
     def _mixed_stream(
         self, share: int, slot: int, world: int, workers: int
@@ -402,8 +556,49 @@ class WebDatasetImageText(IterableDataset):
                 buffer.append(info)
                 continue
             i = rng.integers(len(buffer))
+            if info['reread'] and buffer[i]['reread']:
+                # a re-read sample comes in: hand out the samples of the
+                # first pass first, so that the read-ahead of the buffer
+                # alone never makes samples repeat
+                fresh = [j for j, b in enumerate(buffer) if not b['reread']]
+                if fresh:
+                    i = fresh[rng.integers(len(fresh))]
             buffer[i], info = info, buffer[i]
             yield info
+
+    def _report_reread(
+        self, rank: int, worker: int, world: int, workers: int, share: int
+    ) -> None:
+        """Warn once per epoch (all workers of this rank together) that a
+        sample is used twice in it; raise when ``allow_reread`` is off."""
+        counts = self.skip_counts()
+        passes = ', '.join(
+            f'{good} usable samples from its {num} shard(s) of source {src}'
+            for src, (good, num) in sorted(self._pass_sizes.items())
+        )
+        seen = counts['good'] + counts['skipped']
+        message = (
+            f'epoch {self.epoch}: rank {rank} worker {worker} needs {share} '
+            f'samples of the epoch (epoch_size={self.epoch_size} over '
+            f'{world} rank(s) x {workers} worker(s)), but one pass gave '
+            f'{passes or "fewer"}; skipped so far: {counts["skipped"]} of '
+            f'{seen} samples {counts["reasons"]}'
+        )
+        if not self.allow_reread:
+            raise ShardDataError(
+                f'{message}. allow_reread=False: lower epoch_size, add '
+                'shards or repair the bad ones (or allow the re-reading)'
+            )
+        with self._reread_epoch.get_lock():
+            first = self._reread_epoch.value != self.epoch
+            self._reread_epoch.value = self.epoch
+        if first:
+            print_log(
+                f'{message}; re-reading the shards, so samples repeat '
+                'within this epoch (allow_reread=False makes this an error)',
+                logger='current',
+                level=logging.WARNING,
+            )
 
     def __iter__(self) -> Iterator[dict]:
         """This reader's share of the current epoch, through the
@@ -418,12 +613,16 @@ class WebDatasetImageText(IterableDataset):
         stream = self._shuffled(
             self._mixed_stream(share, slot, world, workers), slot
         )
-        for _ in range(skip):
+        for _ in range(skip):  # already trained: not used again
             next(stream)
         produced = skip
+        reported = False
         while produced < share:
             data = next(stream)
             shard = data.pop('shard_idx')
+            if data.pop('reread') and not reported:
+                self._report_reread(rank, worker, world, workers, share)
+                reported = True
             result = self.pipeline(data)
             if result is None:
                 self._count(shard, 'pipeline')

@@ -35,7 +35,9 @@ class ShardedDataHook(Hook):
       data itself);
     - every ``interval`` iterations (when something changed) and after
       each epoch: one log line with the samples read and skipped, summed
-      over ranks, by reason, and the worst shards of this rank.
+      over ranks, by reason (samples lost to truncated or unreadable
+      shards as ``bad_shard``, with how many of them are estimated), and
+      the worst shards of this rank.
 
     Args:
         interval (int): Iterations between log lines. Defaults to 50.
@@ -97,7 +99,11 @@ class ShardedDataHook(Hook):
     def _log(self, runner, force: bool) -> None:
         counts = self._dataset(runner).skip_counts()
         totals = torch.tensor(
-            [counts['good'], *(counts['reasons'][r] for r in SKIP_REASONS)],
+            [
+                counts['good'],
+                *(counts['reasons'][r] for r in SKIP_REASONS),
+                counts['estimated'],
+            ],
             dtype=torch.int64,
         )
         all_reduce(totals)  # every rank calls this at the same iteration
@@ -105,9 +111,15 @@ class ShardedDataHook(Hook):
         if totals == self._logged and (not force or self._at == runner.iter):
             return
         self._logged, self._at = totals, runner.iter
+        *totals, estimated = totals
         good, bad = totals[0], sum(totals[1:])
         reasons = ', '.join(
             f'{r} {n}'
+            + (
+                f' (about {estimated} estimated)'
+                if r == 'bad_shard' and estimated
+                else ''
+            )
             for r, n in zip(SKIP_REASONS, totals[1:], strict=True)
             if n
         )

@@ -19,6 +19,9 @@ train_dataloader = dict(
         epoch_size=10_000_000,
         shuffle_buffer=1000,
         max_skip_ratio=0.1,
+        # shards that run out within an epoch are re-read, with a warning;
+        # False makes that an error
+        allow_reread=True,
         pipeline={{_base_.train_pipeline}},
     ),
 )
