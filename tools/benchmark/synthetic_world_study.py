@@ -163,7 +163,7 @@ WORLD_FILES = dict(
 WORLDS = {
     'default': (
         dict(seed=0),
-        "the generator's defaults: radii 1/8-1/3 of the side, solid, "
+        "the generator's defaults, seed 0: radii 1/8-1/3 of the side, solid, "
         'striped and dotted fills, plain, gradient and noise backgrounds, '
         'the full set of caption sentences, colours named in 3 of 10 '
         'captions',
@@ -200,6 +200,7 @@ WORLDS = {
 #: ``tools/misc/make_synthetic_world.py`` is not ``--`` + the name with
 #: dashes.
 GENERATOR_FLAGS = {'image_size': '--size'}
+
 #: the tests of every run's selected checkpoint: (result key, split, extra
 #: ``--cfg-options``). The configs test at 192 px (3x the training side);
 #: ``unseen_64`` tests the same checkpoint at the training resolution
