@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import os.path as osp
+import re
 import tarfile
 
 import numpy as np
@@ -20,7 +21,10 @@ from mixreorg_mmseg.datasets import (
     encode_jpeg,
     write_synthetic_world,
 )
+from mixreorg_mmseg.datasets.caption_text import plural
 from mixreorg_mmseg.datasets.synthetic_world import (
+    CAPTION_TEMPLATES,
+    SHAPES,
     caption_scene,
     shapes_named,
 )
@@ -117,6 +121,83 @@ def test_caption_scene_counts_alike_objects_and_names_two_colours():
     striped = [_obj('ring', 'cyan', 'striped')]
     text = caption_scene(striped, dark, rng, texture_prob=1.0).lower()
     assert 'striped ring' in text, text
+
+
+@pytest.mark.parametrize(
+    'templates', sorted(set(CAPTION_TEMPLATES) - {'full'})
+)
+def test_caption_templates_reword_captions_and_leave_the_images(templates):
+    full = list(SyntheticWorld(image_size=SIZE, seed=2).samples('train', 40))
+    world = SyntheticWorld(
+        image_size=SIZE, seed=2, caption_templates=templates
+    )
+    assert world.config()['caption_templates'] == templates
+    samples = list(world.samples('train', 40))
+    again = [s['caption'] for s in world.samples('train', 40)]
+    assert [s['caption'] for s in samples] == again  # deterministic
+    for mine, other in zip(samples, full, strict=True):
+        # captions draw from their own stream: the scenes are the same
+        assert np.array_equal(mine['image'], other['image'])
+        present = {o['shape'] for o in mine['objects']}
+        assert shapes_named(mine['caption'], world.shapes) == present
+    reworded = sum(
+        m['caption'] != o['caption']
+        for m, o in zip(samples, full, strict=True)
+    )
+    # other frames than the full set's 11-15: most captions differ
+    assert reworded > len(samples) // 2
+
+
+def test_full_templates_keep_their_captions():
+    """The default sentence set draws what it always drew: worlds written
+    before the other sets existed keep their captions."""
+    rng = np.random.default_rng(7)
+    light = dict(kind='noise', tone='light')
+    scenes = [
+        [_obj('disc')],
+        [_obj('star', 'blue'), _obj('ring', 'green', 'striped')],
+        [_obj('cross'), _obj('cross'), _obj('heart', 'pink', 'dotted')],
+    ]
+    captions = [
+        caption_scene(objs, light, rng, colour_prob=0.3, texture_prob=0.5)
+        for objs in scenes
+        for _ in range(3)
+    ]
+    assert captions == [
+        'A photo of a disc on a pale background.',
+        'a disc.',
+        'An image showing a disc.',
+        'a photo of a striped green ring and a blue star on a pale '
+        'background.',
+        'A light background with a star and a ring.',
+        'there is a blue star and a green ring.',
+        'there is a heart and two crosses on a pale background.',
+        'a photo of two crosses and a dotted heart.',
+        'a dotted pink heart and two red crosses.',
+    ]
+
+
+def test_caption_template_sets_hold_no_shape_word_and_obey_background_prob():
+    shape_words = set(SHAPES) | {plural(s) for s in SHAPES}
+    dark = dict(kind='plain', tone='dark')
+    objects = [_obj('disc'), _obj('star', 'blue')]
+    for name, (list_frames, pair_frames) in CAPTION_TEMPLATES.items():
+        for frame in list_frames + pair_frames:
+            words = set(re.findall(r'[a-z]+', frame.lower()))
+            assert not words & shape_words, (name, frame)
+        # background_prob can always pick a sentence with and without it
+        assert any('{background}' in t for t in list_frames), name
+        assert any('{background}' not in t for t in list_frames), name
+        rng = np.random.default_rng(0)
+        for prob in (0.0, 1.0):
+            for _ in range(10):
+                text = caption_scene(
+                    objects, dark, rng, background_prob=prob, templates=name
+                )
+                # the tone word ('dark', 'dark grey') names the background
+                assert ('dark' in text) == bool(prob), (name, text)
+    with pytest.raises(ValueError, match='caption_templates'):
+        SyntheticWorld(caption_templates='poetic')
 
 
 def test_world_jpegs_are_shard_io_encodes_of_the_drawn_images(world):
@@ -288,7 +369,7 @@ def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
         [root, '--num-train', '20', '--num-val', '4', '--size', '32']
         + ['--objects', '2', '3', '--seed', '7', '--textures', 'solid']
         + ['--radius-range', '0.2', '0.3', '--colour-prob', '0']
-        + ['--background-prob', '1']
+        + ['--background-prob', '1', '--caption-templates', 'terse']
     )
     out = capsys.readouterr().out
     assert 'train: 20/20' in out and 'unseen: 4/4' in out
@@ -301,6 +382,8 @@ def test_make_synthetic_world_tool_writes_and_reports(tmp_path, capsys):
     assert info['world']['radius_range'] == [0.2, 0.3]
     assert info['world']['colour_prob'] == 0
     assert info['world']['background_prob'] == 1
+    assert info['world']['caption_templates'] == 'terse'
     # options left out keep the world's defaults
     assert info['world']['texture_prob'] == SyntheticWorld().texture_prob
+    assert SyntheticWorld().caption_templates == 'full'
     assert len(os.listdir(osp.join(root, 'images', 'unseen'))) == 4

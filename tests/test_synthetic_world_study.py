@@ -1,8 +1,10 @@
 """The study's bookkeeping: logs in, tables out (no training here)."""
 
 import importlib.util
+import itertools
 import json
 import math
+import os
 import os.path as osp
 import sys
 
@@ -103,11 +105,15 @@ def test_tables_give_mean_spread_and_per_seed_differences(study):
     assert study.mean_spread([4.0]) == '4.0'
 
 
-def test_curves_are_drawn(study, tmp_path):
+def test_curves_are_drawn_a_row_per_world(study, tmp_path):
     out = tmp_path / 'figs' / 'curves.png'
     results = [result('groupvit', 0, 8, 9), result('mixreorg', 0, 9, 9)]
-    study.plot_curves(results, ['groupvit', 'mixreorg'], str(out))
-    assert out.stat().st_size > 1000
+    by_world = {'default': results, 'small_solid': results}
+    study.plot_curves(by_world, ['groupvit', 'mixreorg'], str(out))
+    from PIL import Image
+
+    # 2 rows of 3.8 inches at 110 dpi
+    assert Image.open(out).size[1] == round(2 * 3.8 * 110)
 
 
 def test_runs_train_in_parallel_jobs_and_come_back_in_order(
@@ -120,15 +126,15 @@ def test_runs_train_in_parallel_jobs_and_come_back_in_order(
 
     def fake_run_one(name, seed, world, work_root, extra, threads=None):
         # the later runs finish first
-        time.sleep(0.05 * (3 - seed))
-        calls.append((name, seed, threads))
+        time.sleep(0.02 * (3 - seed))
+        calls.append((name, seed, world, work_root, threads))
         return result(name, seed, 10.0 + seed, 11.0)
 
     monkeypatch.setattr(study, 'run_one', fake_run_one)
     monkeypatch.setattr(study, 'add_diagnostics', lambda r, *a, **k: r)
     monkeypatch.setattr(study.os, 'cpu_count', lambda: 4)
-    done = tmp_path / 'groupvit_seed1'
-    done.mkdir()
+    done = tmp_path / 'one' / 'groupvit_seed1'
+    done.mkdir(parents=True)
     (done / 'result.json').write_text(
         json.dumps(result('groupvit', 1, 3.0, 4.0))
     )
@@ -140,11 +146,233 @@ def test_runs_train_in_parallel_jobs_and_come_back_in_order(
         rerun=False,
         jobs=2,
     )
-    results = study.run_all(args, 'world', str(tmp_path))
-    assert [(r['name'], r['seed']) for r in results] == [
-        (n, s) for n in ('groupvit', 'mixreorg') for s in (0, 1, 2)
-    ]
-    # the finished run is read, not trained again
-    assert results[1]['unseen_miou'] == 3.0
-    assert len(calls) == 5 and {c[2] for c in calls} == {2}
+    worlds = {'one': 'path/one', 'two': 'path/two'}
+    by_world = study.run_all(args, worlds, str(tmp_path))
+    assert list(by_world) == ['one', 'two']
+    for results in by_world.values():
+        assert [(r['name'], r['seed']) for r in results] == [
+            (n, s) for n in ('groupvit', 'mixreorg') for s in (0, 1, 2)
+        ]
+    # the finished run is read, not trained again; only in its own world
+    assert by_world['one'][1]['unseen_miou'] == 3.0
+    assert by_world['two'][1]['unseen_miou'] == 11.0
+    assert len(calls) == 11 and {c[4] for c in calls} == {2}
+    # every run trains on its world, in a work dir under the world's name
+    for *_, world, work_root, _ in calls:
+        key = osp.basename(world)
+        assert world == worlds[key]
+        assert work_root == str(tmp_path / key)
     assert [c[:2] for c in calls] != sorted(c[:2] for c in calls)
+
+
+def test_pooled_tables_and_the_lead_count(study):
+    by_world = {
+        'a': [
+            result('groupvit', 0, 10.0, 12.0),
+            result('groupvit', 1, 20.0, 22.0),
+            result('mixreorg', 0, 14.0, 15.0, minutes=4.0),
+            result('mixreorg', 1, 20.0, 21.0, minutes=4.0),
+        ],
+        'b': [
+            result('groupvit', 0, 30.0, 31.0),
+            result('mixreorg', 0, 29.5, 30.0, minutes=4.0),
+            # no GroupViT seed 5 here: not a (world, seed) of the count
+            result('mixreorg', 5, 50.0, 50.0, minutes=4.0),
+        ],
+    }
+    rows = study.pooled_rows(by_world, ['groupvit', 'mixreorg'])
+    # GroupViT: 10, 20, 30 -> mean 20, sample std 10
+    assert rows[0][1:4] == [2, 3, '20.0 ± 10.0 (10.0-30.0)']
+    # MixReorg: 14, 20, 29.5, 50 -> mean 28.375, std 15.76
+    assert rows[1][1:4] == [2, 4, '28.4 ± 15.8 (14.0-50.0)']
+    assert rows[1][6] == '4.0'
+    lead, ahead, total = study.lead_rows(by_world, 'groupvit', 'mixreorg')
+    assert lead == [
+        ['a', 0, '10.00', '14.00', '+4.00'],
+        ['a', 1, '20.00', '20.00', '+0.00'],
+        ['b', 0, '30.00', '29.50', '-0.50'],
+    ]
+    # a tie is no lead
+    assert (ahead, total) == (1, 3)
+    text = study.pooled_report(by_world, ['groupvit', 'mixreorg'])
+    assert 'pooled over 2 worlds' in text
+    assert 'MixReorg ahead on 1 of 3 (world, seed)' in text
+
+
+def test_main_reports_each_world_then_the_pooled_tables(
+    study, tmp_path, monkeypatch, capsys
+):
+    prepared = []
+
+    def fake_prepare(name, root, overrides=None):
+        prepared.append(name)
+        return osp.join(root, name)
+
+    def fake_run_all(args, worlds, work_root):
+        assert work_root == str(tmp_path / 'work')
+        return {
+            name: [
+                result('groupvit', 0, 10.0, 12.0),
+                result('mixreorg', 0, 10.0 + k, 15.0),
+            ]
+            for k, name in enumerate(worlds)
+        }
+
+    monkeypatch.setattr(study, 'prepare_world', fake_prepare)
+    monkeypatch.setattr(study, 'run_all', fake_run_all)
+    out = tmp_path / 'study.md'
+    work = str(tmp_path / 'work')
+    study.main(['--work-dir', work, '--out', str(out)])
+    # every world of the table, by default
+    assert prepared == list(study.WORLDS)
+    text = out.read_text()
+    for name, (_, description) in study.WORLDS.items():
+        assert f'### World `{name}`\n\n{description}' in text
+    assert text.index('### All worlds') > text.index('### World')
+    # the first world is a tie
+    count = len(study.WORLDS) - 1
+    assert f'MixReorg ahead on {count} of {len(study.WORLDS)}' in text
+    prepared.clear()
+    capsys.readouterr()
+    study.main(['--worlds', 'small_solid', '--work-dir', work])
+    assert prepared == ['small_solid']
+    # one world: no pooled tables
+    assert '### All worlds' not in capsys.readouterr().out
+
+
+def test_world_and_worlds_are_exclusive(study, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        study.parse_args(['--world', str(tmp_path), '--worlds', 'default'])
+    assert 'not allowed with' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.parse_args(['--worlds', 'no_such_world'])
+    # --world names the world after its folder; it must hold a world
+    with pytest.raises(SystemExit, match='world.json not found'):
+        study.main(['--world', str(tmp_path / 'mine')])
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'world.json').write_text('{}')
+    args = study.parse_args(['--world', str(tmp_path / 'mine')])
+    folders, _ = study.study_worlds(args)
+    assert folders == {'mine': str(tmp_path / 'mine')}
+
+
+def test_every_world_keeps_the_task_and_varies_the_generator(study):
+    from mixreorg_mmseg.datasets.synthetic_world import (
+        DEFAULT_SHAPES,
+        SyntheticWorld,
+    )
+
+    configs = {}
+    for name, (arguments, description) in study.WORLDS.items():
+        assert description
+        # the configs read these files: a world may not change them
+        assert not set(arguments) & set(study.WORLD_FILES), name
+        config = study.expected_record(study.world_arguments(name))['world']
+        configs[name] = config
+        # no colour cue to the shape, all 8 shapes, radii about 1/8-1/3
+        assert config['colour_by_shape'] == 0, name
+        assert config['shapes'] == list(DEFAULT_SHAPES), name
+        assert len(config['shapes']) == 8
+        low, high = config['radius_range']
+        assert 0.12 <= low <= high <= 0.34, name
+        assert config['image_size'] == 64
+    assert len(configs) >= 3
+    assert configs['default'] == SyntheticWorld(seed=0).config()
+    for a, b in itertools.combinations(configs, 2):
+        besides_seed = [
+            key
+            for key in configs[a]
+            if key not in ('seed', 'heldout_pairs')
+            and configs[a][key] != configs[b][key]
+        ]
+        assert len(besides_seed) >= 2, (a, b, besides_seed)
+        # and they hold out other pairs
+        assert configs[a]['heldout_pairs'] != configs[b]['heldout_pairs']
+
+
+TINY = dict(image_size=32, num_train=12, num_val=3, samples_per_shard=5)
+
+
+@pytest.fixture
+def in_process_generator(study, monkeypatch):
+    """``_run`` of the study running ``make_synthetic_world.py``'s main in
+    this process (its options parsed as on the command line); the
+    commands it ran."""
+    path = osp.join(REPO_ROOT, 'tools', 'misc', 'make_synthetic_world.py')
+    spec = importlib.util.spec_from_file_location('make_world', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    commands = []
+
+    def fake_run(cmd, log, threads=None):
+        assert cmd[1] == 'tools/misc/make_synthetic_world.py'
+        commands.append(cmd)
+        tool.main(cmd[2:])
+        return ''
+
+    monkeypatch.setattr(study, '_run', fake_run)
+    return commands
+
+
+def test_worlds_are_written_once_and_a_changed_world_is_refused(
+    study, tmp_path, in_process_generator
+):
+    root = str(tmp_path / 'worlds')
+    # an interrupted earlier write is not taken for a world
+    os.makedirs(osp.join(root, 'small_solid.partial', 'shards'))
+    folder = study.prepare_world('small_solid', root, TINY)
+    assert folder == osp.join(root, 'small_solid')
+    assert len(in_process_generator) == 1
+    assert not osp.exists(folder + '.partial')
+    with open(osp.join(folder, 'world.json'), encoding='utf-8') as f:
+        info = json.load(f)
+    arguments = study.WORLDS['small_solid'][0]
+    for key in ('seed', 'textures', 'backgrounds', 'caption_templates'):
+        assert info['world'][key] == arguments[key]
+    assert info['world']['radius_range'] == list(arguments['radius_range'])
+    assert info['num_train'] == 12 and info['world']['image_size'] == 32
+    assert len(os.listdir(osp.join(folder, 'images', 'unseen'))) == 3
+    # the same world again: read, not written
+    assert study.prepare_world('small_solid', root, TINY) == folder
+    assert len(in_process_generator) == 1
+    # asked with other settings, or recorded with other ones: an error
+    # that names the setting
+    with pytest.raises(ValueError, match=r'num_val \(recorded 3, wanted 4'):
+        study.prepare_world('small_solid', root, dict(TINY, num_val=4))
+    info['world']['radius_range'] = [0.125, 0.3]
+    with open(osp.join(folder, 'world.json'), 'w', encoding='utf-8') as f:
+        json.dump(info, f)
+    with pytest.raises(ValueError, match='radius_range'):
+        study.prepare_world('small_solid', root, TINY)
+    os.makedirs(osp.join(root, 'default'))
+    with pytest.raises(ValueError, match='holds no world.json'):
+        study.prepare_world('default', root, TINY)
+    assert len(in_process_generator) == 1
+
+
+def test_every_world_command_writes_what_the_world_asks(
+    study, tmp_path, in_process_generator
+):
+    """Each world's generator command, parsed by the generator's own
+    options, records the settings of :data:`WORLDS` (the defaults it
+    leaves out included)."""
+    root = str(tmp_path / 'worlds')
+    for name in study.WORLDS:
+        study.prepare_world(name, root, TINY)
+    assert len(in_process_generator) == len(study.WORLDS)
+    captions = {}
+    for name in study.WORLDS:
+        with open(
+            osp.join(root, name, 'captions', 'unseen.jsonl'), encoding='utf-8'
+        ) as f:
+            captions[name] = [json.loads(line)['caption'] for line in f]
+    assert len({tuple(c) for c in captions.values()}) == len(study.WORLDS)
+
+
+@pytest.mark.slow
+def test_a_world_is_written_by_the_generator_tool(study, tmp_path):
+    folder = study.prepare_world('large_textured', str(tmp_path), TINY)
+    with open(osp.join(folder, 'world.json'), encoding='utf-8') as f:
+        info = json.load(f)
+    assert info['world']['caption_templates'] == 'descriptive'
+    assert osp.isfile(str(tmp_path / 'large_textured.log'))

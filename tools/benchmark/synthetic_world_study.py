@@ -1,32 +1,49 @@
-"""MixReorg against GroupViT on the synthetic world: seeds and ablations.
+"""MixReorg against GroupViT on synthetic worlds: worlds, seeds, ablations.
 
-The study of docs/benchmarks.md. Every run trains one config of
-``configs/synthetic_world`` with ``tools/train.py`` (same world, same
-schedule, so the same samples seen; the wall time of each run is measured),
-validates zero-shot on the world's ``seen`` split during training (the
-log's mIoU curve), then tests the checkpoint with the best validation mIoU
-(MMEngine's ``save_best``; the held-out pairs take no part in the choice,
-and the README's main job tests the same one) zero-shot with
-``tools/test.py`` on the ``unseen`` split (held-out object pairs) and on
-the ``seen`` split. The tables give mean and spread over seeds; the plot
-shows loss and validation mIoU against iterations::
+The study of docs/benchmarks.md. It trains on several worlds
+(:data:`WORLDS`), each written by ``tools/misc/make_synthetic_world.py``
+with other generator settings: object sizes, fills, backgrounds, caption
+sentence frames, how often captions name colours, and the generator seed,
+which draws other held-out pairs. Every world keeps colour independent of
+shape, all 8 shapes and radii from about an eighth to a third of the side.
 
-    python tools/misc/make_synthetic_world.py data/synthetic_world
+Every run trains one config of ``configs/synthetic_world`` with
+``tools/train.py`` (same world, same schedule, so the same samples seen;
+the wall time of each run is measured), validates zero-shot on the world's
+``seen`` split during training (the log's mIoU curve), then tests the
+checkpoint with the best validation mIoU (MMEngine's ``save_best``; the
+README's main job tests the same one) zero-shot with ``tools/test.py`` on
+the ``unseen`` split (held-out object pairs) and on the ``seen`` split.
+The held-out pairs are only tested: the checkpoint is chosen on the seen
+pairs, every world trains the same configs, and nothing of the recipe is
+chosen on any world's held-out pairs. The report gives, per world, mean
+and spread over seeds and the segment diagnostics; then, pooled over the
+worlds, mean and spread over every (world, seed) result of a run and
+MixReorg's lead over GroupViT on the held-out pairs for every (world,
+seed). The plot shows loss and validation mIoU against iterations, a row
+of panels per world::
+
     python tools/benchmark/synthetic_world_study.py \\
-        [--world data/synthetic_world] [--seeds 0 1 2] \\
+        [--worlds default small_solid large_textured] \\
+        [--worlds-root data/study_worlds] [--seeds 0 1 2] \\
         [--runs groupvit mixreorg] [--ablation-seeds 0] \\
         [--work-dir work_dirs/synthetic_world_study] \\
         [--plot docs/figures/synthetic_world_curves.png] [--out FILE] \\
         [--cfg-options train_cfg.max_epochs=2] [--jobs 2]
 
-``--runs`` picks from :data:`RUNS` (the two methods and the ablations of
-the paper's Table 5 kind); ``--ablation-seeds`` are the seeds of the
-ablation runs (the methods use ``--seeds``). A run whose work dir already
-holds its results (``result.json``) is not trained again (``--rerun``).
-``--jobs N`` trains N runs at once, each on ``cores // N`` threads
-(``OMP_NUM_THREADS``): more runs per hour on a small machine, but a run's
-numbers depend on its thread count, so they differ a little from the same
-run trained alone.
+``--worlds`` (default: every world of :data:`WORLDS`) writes each world
+that ``--worlds-root`` does not hold yet (``ROOT/NAME``); a world whose
+``world.json`` records other settings than :data:`WORLDS` asks for is an
+error (remove its folder to write it again). ``--world PATH`` studies one
+world written elsewhere instead. Runs keep their work dirs per world
+(``WORK/WORLD/RUN_seedK``). ``--runs`` picks from :data:`RUNS` (the two
+methods and the ablations of the paper's Table 5 kind);
+``--ablation-seeds`` are the seeds of the ablation runs (the methods use
+``--seeds``). A run whose work dir already holds its results
+(``result.json``) is not trained again (``--rerun``). ``--jobs N`` trains
+N runs at once, each on ``cores // N`` threads (``OMP_NUM_THREADS``): more
+runs per hour on a small machine, but a run's numbers depend on its thread
+count, so they differ a little from the same run trained alone.
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ import math
 import os
 import os.path as osp
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +68,10 @@ from _common import (  # noqa: E402
     add_out_argument,
     markdown_table,
     report,
+)
+
+from mixreorg_mmseg.datasets.synthetic_world import (  # noqa: E402
+    SyntheticWorld,
 )
 
 GROUPVIT = 'configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py'
@@ -124,6 +146,61 @@ RUNS = {
     ),
 }
 METHODS = ('groupvit', 'mixreorg')
+
+#: What every study world writes, as the configs of
+#: ``configs/synthetic_world`` read it: 64 px images, 10 training shards of
+#: 1,000 pairs (their ``shards`` pattern), 200 images per zero-shot split.
+WORLD_FILES = dict(
+    image_size=64, num_train=10000, num_val=200, samples_per_shard=1000
+)
+#: The study's worlds: name -> (generator arguments, description). The
+#: arguments are :func:`~mixreorg_mmseg.datasets.write_synthetic_world`'s
+#: (each becomes an option of ``tools/misc/make_synthetic_world.py``),
+#: added to :data:`WORLD_FILES`; what a world leaves out keeps the
+#: generator's default. None gives colour away (``colour_by_shape`` stays
+#: 0), all keep the 8 shapes and radii within an eighth to a third of the
+#: side; each seed holds out other pairs.
+WORLDS = {
+    'default': (
+        dict(seed=0),
+        "the generator's defaults, seed 0: radii 1/8-1/3 of the side, solid, "
+        'striped and dotted fills, plain, gradient and noise backgrounds, '
+        'the full set of caption sentences, colours named in 3 of 10 '
+        'captions',
+    ),
+    'small_solid': (
+        dict(
+            seed=1,
+            radius_range=(0.125, 0.22),
+            textures=['solid'],
+            backgrounds=['plain'],
+            caption_templates='terse',
+            colour_prob=0.1,
+        ),
+        'smaller objects (radii 1/8-0.22 of the side), solid fills on plain '
+        'backgrounds, terse captions, colours named in 1 of 10; seed 1 '
+        '(other held-out pairs)',
+    ),
+    'large_textured': (
+        dict(
+            seed=2,
+            radius_range=(0.2, 1 / 3),
+            textures=['striped', 'dotted'],
+            backgrounds=['noise'],
+            caption_templates='descriptive',
+            colour_prob=0.8,
+            texture_prob=0.3,
+        ),
+        'larger objects (radii 0.2-1/3 of the side), striped and dotted '
+        'fills on noise backgrounds, descriptive captions, colours named '
+        'in 8 of 10 and fills in 3 of 10; seed 2 (other held-out pairs)',
+    ),
+}
+#: ``write_synthetic_world`` arguments whose option of
+#: ``tools/misc/make_synthetic_world.py`` is not ``--`` + the name with
+#: dashes.
+GENERATOR_FLAGS = {'image_size': '--size'}
+
 #: the tests of every run's selected checkpoint: (result key, split, extra
 #: ``--cfg-options``). The configs test at 192 px (3x the training side);
 #: ``unseen_64`` tests the same checkpoint at the training resolution
@@ -149,6 +226,104 @@ def world_options(world: str) -> list[str]:
         f'test_dataloader.dataset.data_root={world}',
         f'model.noun_prompts.vocabulary={world}/classes.txt',
     ]
+
+
+def world_arguments(name: str, overrides: dict | None = None) -> dict:
+    """The generator arguments of world ``name``: :data:`WORLD_FILES`,
+    then its :data:`WORLDS` entry, then ``overrides`` (tiny worlds for
+    tests)."""
+    return {**WORLD_FILES, **WORLDS[name][0], **(overrides or {})}
+
+
+def generator_command(root: str, arguments: dict) -> list[str]:
+    """The ``tools/misc/make_synthetic_world.py`` command that writes a
+    world of ``arguments`` under ``root`` (floats written exactly)."""
+    command = [sys.executable, 'tools/misc/make_synthetic_world.py', root]
+    for key, value in arguments.items():
+        flag = GENERATOR_FLAGS.get(key, '--' + key.replace('_', '-'))
+        values = value if isinstance(value, (list, tuple)) else [value]
+        command += [
+            flag,
+            *(repr(v) if isinstance(v, float) else str(v) for v in values),
+        ]
+    return command
+
+
+def expected_record(arguments: dict) -> dict:
+    """What ``world.json`` records for a world of ``arguments``: the
+    counts of files and the world's full configuration (defaults
+    included), as JSON reads it back."""
+    files = ('num_train', 'num_val', 'samples_per_shard')
+    world = {k: v for k, v in arguments.items() if k not in files}
+    record = {k: arguments[k] for k in files}
+    record['world'] = SyntheticWorld(**world).config()
+    return json.loads(json.dumps(record))
+
+
+def record_differences(recorded: dict, expected: dict) -> list[str]:
+    """``'key (recorded X, wanted Y)'`` for every setting in which a
+    ``world.json`` differs from :func:`expected_record`."""
+    differences = []
+    for key, want in expected.items():
+        if key == 'world':
+            have = recorded.get('world', {})
+            keys = sorted(set(want) | set(have))
+            pairs = [(k, have.get(k), want.get(k)) for k in keys]
+        else:
+            pairs = [(key, recorded.get(key), want)]
+        differences += [
+            f'{k} (recorded {a}, wanted {b})' for k, a, b in pairs if a != b
+        ]
+    return differences
+
+
+def prepare_world(
+    name: str, worlds_root: str, overrides: dict | None = None
+) -> str:
+    """The folder of world ``name`` under ``worlds_root``, written first
+    when it is missing (into ``NAME.partial``, renamed when complete, so
+    an interrupted write is never taken for a world).
+
+    Raises:
+        ValueError: if the folder holds a world of other settings, or
+            exists without a ``world.json``.
+    """
+    arguments = world_arguments(name, overrides)
+    expected = expected_record(arguments)
+    root = osp.join(worlds_root, name)
+    world_file = osp.join(root, 'world.json')
+    if osp.isfile(world_file):
+        with open(world_file, encoding='utf-8') as f:
+            differences = record_differences(json.load(f), expected)
+        if differences:
+            raise ValueError(
+                f'{world_file} records other settings than world {name!r} '
+                f'of WORLDS: {"; ".join(differences)}. Remove {root} to '
+                'write it again, or give another --worlds-root'
+            )
+        print(f'world {name}: {root} (written before)', flush=True)
+        return root
+    if osp.exists(root):
+        raise ValueError(
+            f'{root} exists but holds no world.json: not a world this '
+            'study wrote; remove it or give another --worlds-root'
+        )
+    partial = root + '.partial'
+    if osp.exists(partial):
+        shutil.rmtree(partial)
+    os.makedirs(worlds_root, exist_ok=True)
+    print(f'world {name}: writing {root}', flush=True)
+    _run(generator_command(partial, arguments), root + '.log')
+    with open(osp.join(partial, 'world.json'), encoding='utf-8') as f:
+        differences = record_differences(json.load(f), expected)
+    if differences:
+        # the generator's options and the library's arguments disagree
+        raise RuntimeError(
+            f'tools/misc/make_synthetic_world.py wrote world {name!r} with '
+            f'other settings than asked: {"; ".join(differences)}'
+        )
+    os.replace(partial, root)
+    return root
 
 
 def parse_scalars(path: str) -> tuple[list, list]:
@@ -269,7 +444,8 @@ def run_one(
         result[f'{key}_miou'] = test_miou(out)
     add_diagnostics(result, world, work_dir, extra, threads)
     print(
-        f'{name} seed {seed}: unseen {result["unseen_miou"]:.2f}, seen '
+        f'{osp.basename(work_root)}: {name} seed {seed}: unseen '
+        f'{result["unseen_miou"]:.2f}, seen '
         f'{result["seen_miou"]:.2f} mIoU, {train_seconds:.0f} s',
         flush=True,
     )
@@ -405,78 +581,239 @@ def summary_rows(results: list[dict], names: list[str]) -> list[list]:
     return rows
 
 
-def per_seed_rows(results: list[dict], a: str, b: str) -> list[list]:
-    """Seed by seed: unseen mIoU of ``a`` and ``b`` and their difference."""
+def seed_pairs(
+    results: list[dict], a: str, b: str
+) -> list[tuple[int, float, float]]:
+    """``(seed, a, b)`` unseen mIoU for every seed that has both runs."""
     by_seed = {}
     for r in results:
         if r['name'] in (a, b):
             by_seed.setdefault(r['seed'], {})[r['name']] = r['unseen_miou']
+    return [
+        (seed, pair[a], pair[b])
+        for seed, pair in sorted(by_seed.items())
+        if a in pair and b in pair
+    ]
+
+
+def per_seed_rows(results: list[dict], a: str, b: str) -> list[list]:
+    """Seed by seed: unseen mIoU of ``a`` and ``b`` and their difference."""
+    return [
+        [seed, f'{va:.2f}', f'{vb:.2f}', f'{vb - va:+.2f}']
+        for seed, va, vb in seed_pairs(results, a, b)
+    ]
+
+
+def pooled_rows(
+    by_world: dict[str, list[dict]], names: list[str]
+) -> list[list]:
+    """One row per run name over every (world, seed) result: worlds,
+    results, unseen and seen mIoU (mean ± std, range over all results),
+    train minutes."""
     rows = []
-    for seed, pair in sorted(by_seed.items()):
-        if a in pair and b in pair:
-            rows.append(
-                [
-                    seed,
-                    f'{pair[a]:.2f}',
-                    f'{pair[b]:.2f}',
-                    f'{pair[b] - pair[a]:+.2f}',
-                ]
-            )
+    for name in names:
+        worlds = [
+            w
+            for w, rs in by_world.items()
+            if any(r['name'] == name for r in rs)
+        ]
+        mine = [r for rs in by_world.values() for r in rs if r['name'] == name]
+        if not mine:
+            continue
+        minutes = statistics.mean(r['train_seconds'] for r in mine) / 60
+        rows.append(
+            [
+                RUNS[name][2],
+                len(worlds),
+                len(mine),
+                mean_spread([r['unseen_miou'] for r in mine]),
+                mean_spread([r['seen_miou'] for r in mine]),
+                mean_spread([r['unseen_64_miou'] for r in mine]),
+                f'{minutes:.1f}',
+            ]
+        )
     return rows
 
 
-def plot_curves(results: list[dict], names: list[str], path: str) -> None:
-    """Loss and validation mIoU (``seen`` split) against iterations, one
-    line per (run, seed), one colour per run."""
+def lead_rows(
+    by_world: dict[str, list[dict]], a: str, b: str
+) -> tuple[list[list], int, int]:
+    """Every (world, seed) with both runs: ``[world, seed, a, b, b - a]``
+    on the unseen pairs; then on how many of them ``b`` scores more than
+    ``a`` (a tie is no lead), and how many there are."""
+    rows, ahead = [], 0
+    for world, results in by_world.items():
+        for seed, va, vb in seed_pairs(results, a, b):
+            rows.append(
+                [world, seed, f'{va:.2f}', f'{vb:.2f}', f'{vb - va:+.2f}']
+            )
+            ahead += vb > va
+    return rows, ahead, len(rows)
+
+
+def world_report(results: list[dict], names: list[str]) -> str:
+    """The tables of one world: summary, segment diagnostics and, with
+    both methods, GroupViT against MixReorg seed by seed."""
+    header = [
+        'run',
+        'seeds',
+        'unseen pairs mIoU',
+        'seen pairs mIoU',
+        'unseen, tested at 64 px',
+        'train min',
+    ]
+    text = (
+        'Zero-shot mIoU (%, background included) of the checkpoint with the '
+        'best validation mIoU (on the seen pairs), mean ± std over seeds '
+        '(min-max)\n\n'
+        + markdown_table(header, summary_rows(results, names))
+        + '\n'
+    )
+    text += (
+        '\nSegment diagnostics on the unseen pairs (seed mean; '
+        'tools/analysis_tools/segment_diagnostics.py)\n\n'
+        + markdown_table(
+            [
+                'run',
+                'stage-1 groups used',
+                'image top-1',
+                'segments / image',
+                'purity',
+                'fg segment acc',
+                'bg segment score',
+                'fg segment score',
+            ],
+            diagnostics_rows(results, names),
+        )
+        + '\n'
+    )
+    pairs = per_seed_rows(results, 'groupvit', 'mixreorg')
+    if pairs:
+        text += (
+            '\nPer seed, unseen pairs\n\n'
+            + markdown_table(
+                ['seed', 'GroupViT', 'MixReorg', 'MixReorg - GroupViT'],
+                pairs,
+            )
+            + '\n'
+        )
+    return text
+
+
+def pooled_report(by_world: dict[str, list[dict]], names: list[str]) -> str:
+    """The tables over all worlds: every run's mean and spread over its
+    (world, seed) results, and MixReorg's lead over GroupViT on the
+    unseen pairs for every (world, seed) with a count."""
+    text = (
+        f'Zero-shot mIoU (%) pooled over {len(by_world)} worlds: mean ± std '
+        '(min-max) over every (world, seed) result of a run\n\n'
+        + markdown_table(
+            [
+                'run',
+                'worlds',
+                'results',
+                'unseen pairs mIoU',
+                'seen pairs mIoU',
+                'unseen, tested at 64 px',
+                'train min',
+            ],
+            pooled_rows(by_world, names),
+        )
+        + '\n'
+    )
+    rows, ahead, total = lead_rows(by_world, 'groupvit', 'mixreorg')
+    if rows:
+        text += (
+            '\nPer world and seed, unseen pairs\n\n'
+            + markdown_table(
+                [
+                    'world',
+                    'seed',
+                    'GroupViT',
+                    'MixReorg',
+                    'MixReorg - GroupViT',
+                ],
+                rows,
+            )
+            + f'\n\nMixReorg ahead on {ahead} of {total} (world, seed)\n'
+        )
+    return text
+
+
+def plot_curves(
+    by_world: dict[str, list[dict]], names: list[str], path: str
+) -> None:
+    """Loss and validation mIoU (``seen`` split) against iterations, a
+    row of two panels per world, one line per (run, seed), one colour per
+    run."""
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(
+        len(by_world), 2, figsize=(10, 3.8 * len(by_world)), squeeze=False
+    )
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for i, name in enumerate(names):
-        colour = colours[i % len(colours)]
-        for j, r in enumerate(x for x in results if x['name'] == name):
-            label = RUNS[name][2] if j == 0 else None
-            if r['loss']:
-                steps, values = zip(*r['loss'], strict=True)
-                ax_loss.plot(steps, values, color=colour, lw=1, label=label)
-            if r['val_miou']:
-                steps, values = zip(*r['val_miou'], strict=True)
-                ax_miou.plot(
-                    steps, values, color=colour, marker='o', label=label
-                )
-    ax_loss.set(xlabel='iteration', ylabel='total training loss')
-    ax_miou.set(xlabel='iteration', ylabel='zero-shot mIoU, seen split (val)')
-    ax_miou.legend(fontsize=8)
+    for (world, results), (ax_loss, ax_miou) in zip(
+        by_world.items(), axes, strict=True
+    ):
+        for i, name in enumerate(names):
+            colour = colours[i % len(colours)]
+            for j, r in enumerate(x for x in results if x['name'] == name):
+                label = RUNS[name][2] if j == 0 else None
+                if r['loss']:
+                    steps, values = zip(*r['loss'], strict=True)
+                    ax_loss.plot(
+                        steps, values, color=colour, lw=1, label=label
+                    )
+                if r['val_miou']:
+                    steps, values = zip(*r['val_miou'], strict=True)
+                    ax_miou.plot(
+                        steps, values, color=colour, marker='o', label=label
+                    )
+        ax_loss.set(
+            title=f'world {world}',
+            xlabel='iteration',
+            ylabel='total training loss',
+        )
+        ax_miou.set(
+            title=f'world {world}',
+            xlabel='iteration',
+            ylabel='zero-shot mIoU, seen split (val)',
+        )
+        ax_miou.legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def run_all(args, world: str, work_root: str) -> list[dict]:
-    """The result of every (run, seed) of ``args``, in the order of
-    ``--runs`` then seeds: read where a run has one, trained otherwise
-    (``args.jobs`` at once)."""
+def run_all(
+    args, worlds: dict[str, str], work_root: str
+) -> dict[str, list[dict]]:
+    """The result of every (world, run, seed) of ``args``: per world
+    name (``worlds``: name -> folder), in the order of ``--runs`` then
+    seeds; read where a run has one (``WORK/WORLD/RUN_seedK``), trained
+    otherwise (``args.jobs`` at once, over all worlds)."""
     todo = [
-        (name, seed)
+        (world, name, seed)
+        for world in worlds
         for name in args.runs
         for seed in (args.seeds if name in METHODS else args.ablation_seeds)
     ]
     results = {}
     pending = []
-    for name, seed in todo:
-        done = osp.join(work_root, f'{name}_seed{seed}', 'result.json')
+    for world, name, seed in todo:
+        done = osp.join(work_root, world, f'{name}_seed{seed}', 'result.json')
         if osp.isfile(done) and not args.rerun:
             with open(done, encoding='utf-8') as f:
                 result = json.load(f)
-            results[name, seed] = add_diagnostics(
-                result, world, osp.dirname(done), args.cfg_options
+            results[world, name, seed] = add_diagnostics(
+                result, worlds[world], osp.dirname(done), args.cfg_options
             )
         else:
-            pending.append((name, seed))
+            pending.append((world, name, seed))
     threads = None
     if args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -486,21 +823,37 @@ def run_all(args, world: str, work_root: str) -> list[dict]:
                 run_one,
                 name,
                 seed,
-                world,
-                work_root,
+                worlds[world],
+                osp.join(work_root, world),
                 args.cfg_options,
                 threads,
-            ): (name, seed)
-            for name, seed in pending
+            ): (world, name, seed)
+            for world, name, seed in pending
         }
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()
-    return [results[key] for key in todo]
+    return {
+        world: [results[key] for key in todo if key[0] == world]
+        for world in worlds
+    }
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--world', default='data/synthetic_world')
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        '--worlds',
+        nargs='+',
+        choices=list(WORLDS),
+        help='worlds of WORLDS to study (default: all), written under '
+        '--worlds-root when missing',
+    )
+    where.add_argument(
+        '--world',
+        metavar='PATH',
+        help='study one world written elsewhere instead',
+    )
+    parser.add_argument('--worlds-root', default='data/study_worlds')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
         '--runs', nargs='+', choices=sorted(RUNS), default=list(METHODS)
@@ -515,7 +868,9 @@ def main(argv=None):
     parser.add_argument(
         '--work-dir', default='work_dirs/synthetic_world_study'
     )
-    parser.add_argument('--plot', help='PNG of loss and mIoU curves')
+    parser.add_argument(
+        '--plot', help='PNG of loss and mIoU curves, a row per world'
+    )
     parser.add_argument(
         '--rerun', action='store_true', help='train runs that have results'
     )
@@ -535,64 +890,50 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    return args
 
-    world = osp.abspath(args.world)
-    if not osp.isfile(osp.join(world, 'world.json')):
-        raise FileNotFoundError(
-            f'{world}/world.json not found: write the world first with '
-            f'python tools/misc/make_synthetic_world.py {args.world}'
-        )
-    work_root = osp.abspath(args.work_dir)
-    results = run_all(args, world, work_root)
 
-    header = [
-        'run',
-        'seeds',
-        'unseen pairs mIoU',
-        'seen pairs mIoU',
-        'unseen, tested at 64 px',
-        'train min',
-    ]
-    text = (
-        'Zero-shot mIoU (%, background included) of the checkpoint with the '
-        'best validation mIoU (on the seen pairs), mean ± std over seeds '
-        '(min-max)\n\n'
-        + markdown_table(header, summary_rows(results, args.runs))
-        + '\n'
-    )
-    text += (
-        '\nSegment diagnostics on the unseen pairs (seed mean; '
-        'tools/analysis_tools/segment_diagnostics.py)\n\n'
-        + markdown_table(
-            [
-                'run',
-                'stage-1 groups used',
-                'image top-1',
-                'segments / image',
-                'purity',
-                'fg segment acc',
-                'bg segment score',
-                'fg segment score',
-            ],
-            diagnostics_rows(results, args.runs),
-        )
-        + '\n'
-    )
-    pairs = per_seed_rows(results, 'groupvit', 'mixreorg')
-    if pairs:
-        text += (
-            '\nPer seed, unseen pairs\n\n'
-            + markdown_table(
-                ['seed', 'GroupViT', 'MixReorg', 'MixReorg - GroupViT'],
-                pairs,
+def study_worlds(args) -> tuple[dict[str, str], dict[str, str]]:
+    """``(folders, descriptions)`` of the worlds to study, by name: the
+    ``--world`` folder (named after it), or the ``--worlds`` of
+    :data:`WORLDS`, written first where missing."""
+    if args.world:
+        world = osp.abspath(args.world)
+        if not osp.isfile(osp.join(world, 'world.json')):
+            raise FileNotFoundError(
+                f'{world}/world.json not found: write the world first with '
+                f'python tools/misc/make_synthetic_world.py {args.world}'
             )
-            + '\n'
+        name = osp.basename(osp.normpath(world))
+        return {name: world}, {name: world}
+    root = osp.abspath(args.worlds_root)
+    names = args.worlds or list(WORLDS)
+    folders = {name: prepare_world(name, root) for name in names}
+    return folders, {name: WORLDS[name][1] for name in names}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        worlds, descriptions = study_worlds(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f'synthetic_world_study.py: error: {error}') from None
+    work_root = osp.abspath(args.work_dir)
+    by_world = run_all(args, worlds, work_root)
+
+    text = ''
+    for world, results in by_world.items():
+        text += (
+            f'\n### World `{world}`\n\n{descriptions[world]}\n\n'
+            + world_report(results, args.runs)
         )
+    if len(by_world) > 1:
+        text += '\n### All worlds\n\n' + pooled_report(by_world, args.runs)
     if args.plot:
-        plot_curves(results, args.runs, args.plot)
+        plot_curves(by_world, args.runs, args.plot)
         text += f'\nCurves: {args.plot}\n'
-    report(text, args.out, __file__, argv)
-    return results
+    report(text.lstrip('\n'), args.out, __file__, argv)
+    return by_world
 
 
 if __name__ == '__main__':

@@ -3,7 +3,12 @@
     python tools/misc/make_synthetic_world.py data/synthetic_world \
         [--num-train 10000] [--num-val 200] [--size 64] [--objects 1 3] \
         [--seed 0] [--shapes disc square ...] [--colours red blue ...] \
-        [--samples-per-shard 1000]
+        [--samples-per-shard 1000] [--caption-templates full]
+
+Options left out keep the defaults of ``SyntheticWorld`` (colour
+independent of shape, colour words in 3 of 10 captions, radii from an
+eighth to a third of the side, every caption sentence frame of the
+``full`` set); ``world.json`` records every setting.
 
 Training reads ``ROOT/shards/*.tar``; zero-shot evaluation reads
 ``ROOT/{images,annotations}/{seen,unseen}`` with ``ROOT/classes.txt``.
@@ -15,6 +20,7 @@ import time
 from mixreorg_mmseg.datasets import write_synthetic_world
 from mixreorg_mmseg.datasets.synthetic_world import (
     BACKGROUNDS,
+    CAPTION_TEMPLATES,
     COLOURS,
     SHAPES,
     TEXTURES,
@@ -76,6 +82,11 @@ def main(argv=None):
         type=float,
         help="chance that an object takes its shape's own colour",
     )
+    parser.add_argument(
+        '--caption-templates',
+        choices=sorted(CAPTION_TEMPLATES),
+        help="the captions' sentence frames (default: full)",
+    )
     parser.add_argument('--num-heldout', type=int, help='held-out pairs')
     parser.add_argument('--samples-per-shard', type=int, default=1000)
     args = parser.parse_args(argv)
@@ -90,6 +101,7 @@ def main(argv=None):
             texture_prob=args.texture_prob,
             background_prob=args.background_prob,
             colour_by_shape=args.colour_by_shape,
+            caption_templates=args.caption_templates,
             num_heldout=args.num_heldout,
         ).items()
         if value is not None

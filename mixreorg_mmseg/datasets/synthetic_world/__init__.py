@@ -30,19 +30,20 @@ redrawn. Captions therefore never name an object absent from the label map.
 Modules: :mod:`.shapes` (outlines and their masks), :mod:`.appearance`
 (colours, textures, backgrounds), :mod:`.scenes` (:class:`SyntheticWorld`:
 held-out pairs, drawing a split's images), :mod:`.captions` (the sentence
-of a scene) and :mod:`.writers` (:func:`write_synthetic_world`: shards,
-segmentation folders, ``classes.txt``; its module docstring draws the
-layout on disk).
+of a scene, in one of the named sets of sentence frames) and
+:mod:`.writers` (:func:`write_synthetic_world`: shards, segmentation
+folders, ``classes.txt``; its module docstring draws the layout on disk).
 """
 
 from .appearance import BACKGROUNDS, COLOURS, DEFAULT_COLOURS, TEXTURES
-from .captions import caption_scene, shapes_named
+from .captions import CAPTION_TEMPLATES, caption_scene, shapes_named
 from .scenes import SPLITS, SyntheticWorld
 from .shapes import DEFAULT_SHAPES, SHAPES, shape_mask
 from .writers import write_synthetic_world
 
 __all__ = [
     'BACKGROUNDS',
+    'CAPTION_TEMPLATES',
     'COLOURS',
     'DEFAULT_COLOURS',
     'DEFAULT_SHAPES',

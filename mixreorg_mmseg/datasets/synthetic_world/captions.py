@@ -1,9 +1,11 @@
 """The synthetic world's captions: a sentence naming a scene's objects.
 
-The templates are data (:data:`LIST_TEMPLATES`, :data:`PAIR_TEMPLATES`);
-:func:`caption_scene` fills one with the scene's objects, counted and
-described, and :func:`shapes_named` reads the shape names back from a
-caption.
+The templates are data: named sets of sentence frames
+(:data:`CAPTION_TEMPLATES`; the default ``'full'`` set is
+:data:`LIST_TEMPLATES` with :data:`PAIR_TEMPLATES`). :func:`caption_scene`
+fills one with the scene's objects, counted and described, and
+:func:`shapes_named` reads the shape names back from a caption. No frame
+holds a shape word, so a caption names exactly its scene's shapes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,37 @@ PAIR_TEMPLATES = (
     '{0} together with {1}.',
     'a {background} background with {0} and {1}.',
 )
+#: A terse set: the object list alone, or with the background.
+TERSE_LIST_TEMPLATES = (
+    '{objects}.',
+    '{objects}, {background} background.',
+)
+TERSE_PAIR_TEMPLATES = ('{0} with {1}.',)
+#: A descriptive set: other sentence frames than the full set's.
+DESCRIPTIVE_LIST_TEMPLATES = (
+    'in this scene we can see {objects}.',
+    'the picture shows {objects}.',
+    'somebody has drawn {objects}.',
+    'a simple illustration of {objects}.',
+    '{objects} can be seen here.',
+    'in total {count}, namely {objects}.',
+    'a {background} canvas with {objects} drawn on it.',
+    'an illustration of {objects} against a {background} backdrop.',
+)
+DESCRIPTIVE_PAIR_TEMPLATES = (
+    '{0} drawn close to {1}.',
+    'on a {background} backdrop, {0} along with {1}.',
+)
+#: Named template sets: ``name -> (list templates, pair templates)``. The
+#: list sentences take every scene, the pair sentences are drawn
+#: alongside them for scenes of exactly two object phrases. Each set has
+#: list sentences with and without ``{background}`` (for
+#: ``background_prob``).
+CAPTION_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    'full': (LIST_TEMPLATES, PAIR_TEMPLATES),
+    'terse': (TERSE_LIST_TEMPLATES, TERSE_PAIR_TEMPLATES),
+    'descriptive': (DESCRIPTIVE_LIST_TEMPLATES, DESCRIPTIVE_PAIR_TEMPLATES),
+}
 #: Counts as words; larger counts are written in digits.
 NUMBER_WORDS = (
     'no',
@@ -71,6 +104,7 @@ def caption_scene(
     colour_prob: float = 0.0,
     texture_prob: float = 0.0,
     background_prob: float | None = None,
+    templates: str = 'full',
 ) -> str:
     """A sentence naming every object (and no other shape).
 
@@ -90,7 +124,15 @@ def caption_scene(
         texture_prob: Chance that non-solid textures are named.
         background_prob: Chance that the sentence names the background;
             None: as often as the template drawn happens to.
+        templates: Name of the sentence frames, a key of
+            :data:`CAPTION_TEMPLATES`.
     """
+    if templates not in CAPTION_TEMPLATES:
+        raise ValueError(
+            f'caption templates must be one of {sorted(CAPTION_TEMPLATES)}, '
+            f'got {templates!r}'
+        )
+    list_templates, pair_templates = CAPTION_TEMPLATES[templates]
     colours_of = {}
     for obj in objects:
         colours_of.setdefault(obj['shape'], set()).add(obj['colour'])
@@ -128,18 +170,16 @@ def caption_scene(
         background=str(rng.choice(TONE_WORDS[background['tone']])),
         count=f'{number} shape' + ('s' if total > 1 else ''),
     )
-    templates = LIST_TEMPLATES
+    frames = list_templates
     if len(phrases) == 2:
-        templates = LIST_TEMPLATES + PAIR_TEMPLATES
+        frames = list_templates + pair_templates
     if background_prob is not None:
         # only sentences that name the background, or only those that
         # do not
         names = rng.random() < background_prob
-        templates = tuple(
-            t for t in templates if ('{background}' in t) == names
-        )
-    template = templates[int(rng.integers(len(templates)))]
-    if template in PAIR_TEMPLATES:
+        frames = tuple(t for t in frames if ('{background}' in t) == names)
+    template = frames[int(rng.integers(len(frames)))]
+    if template in pair_templates:
         text = template.format(*phrases, **fields)
     else:
         text = template.format(objects=join_phrases(phrases), **fields)

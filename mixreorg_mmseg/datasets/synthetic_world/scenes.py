@@ -26,7 +26,7 @@ from .appearance import (
     draw_background,
     texture_fill,
 )
-from .captions import caption_scene
+from .captions import CAPTION_TEMPLATES, caption_scene
 from .shapes import DEFAULT_SHAPES, SHAPES, shape_mask
 
 #: The splits a world draws: training, then the two zero-shot splits.
@@ -78,6 +78,9 @@ class SyntheticWorld:
         background_prob: Chance that a caption names the background
             ('... on a dark background'); None: as often as the sentence
             drawn happens to (4 of the 11 list sentences do).
+        caption_templates: Name of the captions' sentence frames, a key of
+            :data:`~.captions.CAPTION_TEMPLATES` (``'full'``, ``'terse'``,
+            ``'descriptive'``).
         seed: Seed of the held-out choice and of every split's streams.
     """
 
@@ -98,6 +101,7 @@ class SyntheticWorld:
         texture_prob: float = 0.0,
         background_prob: float | None = None,
         colour_by_shape: float = 0.0,
+        caption_templates: str = 'full',
         seed: int = 0,
     ) -> None:
         if image_size < 16:
@@ -143,6 +147,12 @@ class SyntheticWorld:
                 f'colour_by_shape must be in [0, 1], got {colour_by_shape}'
             )
         self.colour_by_shape = float(colour_by_shape)
+        if caption_templates not in CAPTION_TEMPLATES:
+            raise ValueError(
+                f'caption_templates must be one of '
+                f'{sorted(CAPTION_TEMPLATES)}, got {caption_templates!r}'
+            )
+        self.caption_templates = caption_templates
         self.seed = int(seed)
         self.classes = ('background',) + self.shapes
         self.heldout_pairs = self._heldout(heldout_pairs, num_heldout)
@@ -338,7 +348,8 @@ class SyntheticWorld:
         rng: np.random.Generator,
     ) -> str:
         """This world's caption of a scene: :func:`caption_scene` with its
-        ``colour_prob``, ``texture_prob`` and ``background_prob``."""
+        ``colour_prob``, ``texture_prob``, ``background_prob`` and
+        ``caption_templates``."""
         return caption_scene(
             objects,
             background,
@@ -346,6 +357,7 @@ class SyntheticWorld:
             colour_prob=self.colour_prob,
             texture_prob=self.texture_prob,
             background_prob=self.background_prob,
+            templates=self.caption_templates,
         )
 
     def samples(self, split: str, num: int) -> Iterator[dict]:
@@ -386,5 +398,6 @@ class SyntheticWorld:
             texture_prob=self.texture_prob,
             background_prob=self.background_prob,
             colour_by_shape=self.colour_by_shape,
+            caption_templates=self.caption_templates,
             seed=self.seed,
         )

@@ -99,7 +99,9 @@ def write_synthetic_world(
         **world_kwargs: Further :class:`SyntheticWorld` arguments
             (``textures``, ``backgrounds``, ``radius_range``,
             ``min_visible``, ``min_pixels``, ``heldout_pairs``,
-            ``num_heldout``, ``colour_prob``, ``texture_prob``).
+            ``num_heldout``, ``colour_prob``, ``texture_prob``,
+            ``background_prob``, ``colour_by_shape``,
+            ``caption_templates``).
 
     Returns:
         dict: ``root``, ``classes_file``, ``world_file``, ``shards`` (list
