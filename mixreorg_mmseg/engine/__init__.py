@@ -6,12 +6,15 @@ from .cpu_distributed import (
     prepare_cpu_distributed,
 )
 from .sharded_data_hook import ShardedDataHook
+from .strict_checkpoint_loading import StrictLoadHook, load_model_checkpoint
 from .zero_shot_classes_hook import ZeroShotClassesHook
 
 __all__ = [
     'DeviceAgnosticDDP',
     'ShardedDataHook',
+    'StrictLoadHook',
     'ZeroShotClassesHook',
     'init_cpu_process_group',
+    'load_model_checkpoint',
     'prepare_cpu_distributed',
 ]

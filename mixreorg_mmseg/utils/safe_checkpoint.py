@@ -232,7 +232,9 @@ _MODULE_ALIASES = {'__builtin__': 'builtins'}
 def _globals_of_one_pickle(stream: io.IOBase) -> list[str]:
     """``module.name`` of every GLOBAL / STACK_GLOBAL of the pickle at
     ``stream`` 's position (which ends up after its STOP); opcodes are
-    only decoded (:func:`pickletools.genops`), nothing is executed."""
+    only decoded (:func:`pickletools.genops`), nothing is executed.
+    Bytes that are not a whole pickle (a text file that happens to start
+    like one) raise, so they never yield names."""
     found = []
     strings: list = []  # values pushed, in order (only strings matter)
     memo: dict = {}
@@ -337,30 +339,32 @@ def _mmengine_global(name: str) -> bool:
     )
 
 
-def _refusal(source: str, what: str, names: list[str], detail: str) -> str:
-    """The message of :class:`UnsafeCheckpointError`."""
-    foreign = [
+def _foreign(names: list[str]) -> list[str]:
+    """The globals of ``names`` that torch's weights-only load refuses."""
+    return [
         n
         for n in names
         if not n.startswith('torch.') and n not in TORCH_WEIGHTS_ONLY_GLOBALS
     ]
-    if foreign:
-        listed = ', '.join(f'global "{n}"' for n in foreign)
-        culprit = f'{listed}, which a weights-only load does not allow'
-    else:
-        culprit = f'what torch refused ({detail})'
+
+
+def _refusal(source: str, what: str, names: list[str], detail: str) -> str:
+    """The message of :class:`UnsafeCheckpointError`."""
+    foreign = _foreign(names)
+    listed = ', '.join(f'global "{n}"' for n in foreign)
     message = (
-        f'Refusing to load {what} "{source}": it needs {culprit} '
-        '(unpickling it could run arbitrary code). Checkpoints written with '
+        f'Refusing to load {what} "{source}": it needs {listed}, which a '
+        'weights-only load does not allow (unpickling it could run '
+        f'arbitrary code; torch: {detail}). Checkpoints written with '
         'mixreorg_mmseg imported never need it.'
     )
-    if foreign and all(_mmengine_global(n) for n in foreign):
+    if all(_mmengine_global(n) for n in foreign):
         message += (
             ' These are the objects a stock MMEngine stores; if you trust '
             "the file's origin, rewrite it once in the safe form: python "
             'tools/misc/sanitize_checkpoint.py --i-trust-this-file SRC DST'
         )
-    elif foreign:
+    else:
         message += (
             ' They are not what MMEngine writes: do not unpickle this file.'
         )
@@ -414,19 +418,21 @@ def _weights_only(
         # without a file to read, the global torch stopped at
         names = names or _TORCH_NAMED_GLOBAL.findall(text)
         names = [n for n in names if n not in allowed]
-        if 'weights only' not in text.lower() and not names:
-            raise UnreadableCheckpointError(
-                f'cannot read {what} "{source}": not a PyTorch checkpoint '
-                f'({text.strip().splitlines()[0]})'
-            ) from None
         detail = next(
             (
                 line.strip()
                 for line in text.splitlines()
                 if line.strip().startswith(('Unsupported', 'Trying'))
             ),
-            text.strip().splitlines()[-1],
+            (text.strip().splitlines() or [''])[-1],
         )
+        if not _foreign(names):
+            # nothing a weights-only load would have to refuse: the
+            # bytes are not a checkpoint torch can read
+            raise UnreadableCheckpointError(
+                f'cannot read {what} "{source}": not a PyTorch checkpoint '
+                f'(torch: {detail})'
+            ) from None
         raise UnsafeCheckpointError(
             _refusal(source, what, names, detail)
         ) from None
