@@ -234,3 +234,67 @@ def test_resuming_another_model_names_the_checkpoint_and_config(
     assert str(work / 'iter_12.pth') in last and groupvit_config in last
     assert 'unexpected (not in the model)' in last and 'mixer.' in last
     assert 'Traceback' not in proc.stderr
+
+
+# -- the pieces, fast ---------------------------------------------------------
+
+
+def test_seeded_rng_repeats_per_key_and_leaves_the_process_state():
+    import random
+
+    import numpy as np
+
+    from mixreorg_mmseg.utils.seeding import seeded_rng
+
+    def draw():
+        return (random.random(), np.random.rand(), torch.rand(1).item())
+
+    torch.manual_seed(1)
+    np.random.seed(1)
+    random.seed(1)
+    with seeded_rng(0, 3, 7):
+        first = draw()
+    outside = draw()
+    with seeded_rng(0, 3, 7):
+        assert draw() == first
+    with seeded_rng(0, 3, 8):
+        assert draw() != first
+    torch.manual_seed(1)
+    np.random.seed(1)
+    random.seed(1)
+    # the blocks did not move the process's own generators
+    assert draw() == outside
+
+
+def _resume_cfg(work_dir):
+    return Config(dict(resume=True, load_from=None, work_dir=str(work_dir)))
+
+
+def test_explicit_resume_with_nothing_to_resume_fails(tmp_path):
+    from mixreorg_mmseg.cli import resolve_resume
+
+    with pytest.raises(SystemExit, match='--resume: nothing to resume'):
+        resolve_resume(_resume_cfg(tmp_path), requested=True)
+
+
+def test_config_resume_with_nothing_to_resume_starts_from_scratch(tmp_path):
+    from mixreorg_mmseg.cli import resolve_resume
+
+    cfg = _resume_cfg(tmp_path)
+    resolve_resume(cfg, requested=False)
+    assert cfg.resume is False and not cfg.get('custom_hooks')
+
+
+def test_resume_points_at_the_latest_checkpoint_and_checks_it(tmp_path):
+    from mixreorg_mmseg.cli import resolve_resume
+
+    checkpoint = tmp_path / 'iter_5.pth'
+    checkpoint.write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text(str(checkpoint))
+    cfg = _resume_cfg(tmp_path)
+    resolve_resume(cfg, requested=True)
+    assert cfg.load_from == str(checkpoint)
+    (hook,) = cfg.custom_hooks
+    assert hook['type'] == 'StrictLoadHook'
+    assert hook['checkpoint'] == str(checkpoint)
+    assert hook['drop_training_only'] is False
