@@ -200,7 +200,9 @@ def test_killed_and_resumed_run_ends_bit_exact(world, tmp_path, num_workers):
 @pytest.mark.slow
 def test_resume_with_nothing_to_resume_says_so(world, tmp_path):
     config = write_config(world, tmp_path / 'job.py', 0)
-    proc = run_python(train_command(config, tmp_path / 'empty', '--resume')[1:])
+    proc = run_python(
+        train_command(config, tmp_path / 'empty', '--resume')[1:]
+    )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('--resume: nothing to resume')

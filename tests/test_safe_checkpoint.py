@@ -321,7 +321,10 @@ class SystemCallOnUnpickle:
 
 
 def _write_system_call(path, form):
-    payload = {'state_dict': {'w': torch.zeros(1)}, 'x': SystemCallOnUnpickle()}
+    payload = {
+        'state_dict': {'w': torch.zeros(1)},
+        'x': SystemCallOnUnpickle(),
+    }
     if form == 'zip':
         torch.save(payload, path)
     elif form == 'legacy':
@@ -364,16 +367,16 @@ def test_stock_mmengine_objects_are_all_named_with_the_trust_hint(tmp_path):
     with pytest.raises(UnsafeCheckpointError) as info:
         safe_torch_load(path)
     message = str(info.value)
-    assert (
-        'global "mmengine.logging.history_buffer.HistoryBuffer"' in message
-    )
+    assert 'global "mmengine.logging.history_buffer.HistoryBuffer"' in message
     assert 'scalar"' in message  # the numpy scalar's constructor
     assert '--i-trust-this-file' in message
 
 
 def test_stock_objects_next_to_a_foreign_global_get_no_trust_hint(tmp_path):
     path = tmp_path / 'mixed.pth'
-    torch.save({'hub': HistoryBuffer([1.0], [1]), 'x': SystemCallOnUnpickle()}, path)
+    torch.save(
+        {'hub': HistoryBuffer([1.0], [1]), 'x': SystemCallOnUnpickle()}, path
+    )
     with pytest.raises(UnsafeCheckpointError) as info:
         safe_torch_load(path)
     assert f'global "{SYSTEM}"' in str(info.value)

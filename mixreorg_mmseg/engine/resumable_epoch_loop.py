@@ -19,6 +19,8 @@ display reads ``[2][ 4/12]`` for the epoch's fourth batch.
 
 from __future__ import annotations
 
+import itertools
+
 from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import LOOPS
 
@@ -51,8 +53,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                 f'resuming epoch {self._epoch + 1} after its first {done} '
                 f'of {len(self.dataloader)} batches (drawn and dropped)'
             )
-            for _ in range(done):
-                next(batches)
+            batches = itertools.islice(batches, done, None)
         for idx, data_batch in enumerate(batches, start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')

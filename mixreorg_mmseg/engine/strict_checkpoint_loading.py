@@ -126,5 +126,7 @@ def load_model_checkpoint(
         strict=strict,
         logger=logger,
     )
-    load_state_dict(bare_model(model), state_dict, strict=strict, logger=logger)
+    load_state_dict(
+        bare_model(model), state_dict, strict=strict, logger=logger
+    )
     return checkpoint

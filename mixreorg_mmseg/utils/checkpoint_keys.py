@@ -125,13 +125,12 @@ def match_state_dict(
         dropped = [
             key
             for key in state_dict
-            if key.startswith(TRAINING_ONLY_PREFIXES) and key not in model_state
+            if key.startswith(TRAINING_ONLY_PREFIXES)
+            and key not in model_state
         ]
         if dropped:
             gone = set(dropped)
-            state_dict = {
-                k: v for k, v in state_dict.items() if k not in gone
-            }
+            state_dict = {k: v for k, v in state_dict.items() if k not in gone}
             prefixes = [
                 p + '*'
                 for p in TRAINING_ONLY_PREFIXES

@@ -194,6 +194,7 @@ def _array_to_tensor(array: Any) -> torch.Tensor:
 # loading
 # --------------------------------------------------------------------------
 
+
 def _describe(f: FileLike) -> str:
     if isinstance(f, (str, os.PathLike)):
         return os.fspath(f)
@@ -276,15 +277,13 @@ def pickle_globals(f: str | os.PathLike) -> list[str]:
     names: list[str] = []
     if zipfile.is_zipfile(f):
         with zipfile.ZipFile(f) as archive:
-            members = [
-                m for m in archive.namelist() if m.endswith('data.pkl')
-            ]
+            members = [m for m in archive.namelist() if m.endswith('data.pkl')]
             for member in members[:1]:
                 with archive.open(member) as stream:
                     with contextlib.suppress(Exception):
-                        names += _globals_of_one_pickle(io.BytesIO(
-                            stream.read()
-                        ))
+                        names += _globals_of_one_pickle(
+                            io.BytesIO(stream.read())
+                        )
     else:
         with open(f, 'rb') as stream:
             for _ in range(_MAX_PICKLES):
@@ -333,9 +332,8 @@ TORCH_WEIGHTS_ONLY_GLOBALS = frozenset(
 
 
 def _mmengine_global(name: str) -> bool:
-    return (
-        name in MMENGINE_PICKLE_GLOBALS
-        or name.startswith(('torch.', 'numpy.dtypes.'))
+    return name in MMENGINE_PICKLE_GLOBALS or name.startswith(
+        ('torch.', 'numpy.dtypes.')
     )
 
 
