@@ -10,6 +10,8 @@ module is the package's top layer: it may import every other one
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import os.path as osp
 import sys
@@ -17,11 +19,25 @@ import sys
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.logging import print_log
+from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.registry import RUNNERS
 
 from .apis.zero_shot import KEEP, init_zero_shot_model, parse_class_names
 from .engine import prepare_cpu_distributed
+from .utils.checkpoint_keys import CheckpointMismatchError
+from .utils.safe_checkpoint import (
+    UnreadableCheckpointError,
+    UnsafeCheckpointError,
+)
+
+#: Errors about a checkpoint file that a tool reports in one line (they
+#: name the file) instead of a traceback.
+CHECKPOINT_ERRORS = (
+    CheckpointMismatchError,
+    UnreadableCheckpointError,
+    UnsafeCheckpointError,
+)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +81,94 @@ def load_config(args: argparse.Namespace) -> Config:
             './work_dirs', osp.splitext(osp.basename(args.config))[0]
         )
     return cfg
+
+
+def add_non_strict_arg(parser: argparse.ArgumentParser) -> None:
+    """``--non-strict``: load a checkpoint whose keys do not match."""
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint whose keys or shapes do not match the '
+        'model: the matching weights are loaded, the others keep their '
+        'random initialisation (a warning lists them). By default such a '
+        'checkpoint is refused',
+    )
+
+
+def load_strictly(cfg: Config, checkpoint: str, strict: bool = True) -> None:
+    """Make the Runner load ``checkpoint`` (``load_from``) after matching
+    its keys with the model (:class:`~mixreorg_mmseg.engine.
+    StrictLoadHook`); training-only keys are dropped with a log line."""
+    cfg.load_from = checkpoint
+    _add_strict_load_hook(cfg, checkpoint, strict, drop_training_only=True)
+
+
+def resolve_resume(cfg: Config, requested: bool) -> None:
+    """Point ``cfg.load_from`` at the checkpoint to resume, checked.
+
+    With ``cfg.resume`` and no ``load_from``, the work dir's latest
+    checkpoint (MMEngine's ``last_checkpoint`` file). When there is none:
+    with ``--resume`` given (``requested``) the tool exits saying so;
+    with ``resume = True`` from the config it logs a warning and trains
+    from scratch. A checkpoint of another model is refused, naming the
+    file and the config (:class:`~mixreorg_mmseg.engine.StrictLoadHook`,
+    without dropping the mixer's keys: the optimizer state must fit).
+    """
+    if not cfg.get('resume'):
+        return
+    if cfg.get('load_from') is None:
+        latest = find_latest_checkpoint(cfg.work_dir)
+        if latest is None:
+            where = (
+                f'the work dir {cfg.work_dir} holds no checkpoint (no '
+                'last_checkpoint file)'
+            )
+            if requested:
+                sys.exit(
+                    f'--resume: nothing to resume: {where}. Start without '
+                    '--resume to train from scratch, or name the '
+                    'checkpoint: --resume CKPT'
+                )
+            print_log(
+                f'resume = True, but nothing to resume: {where}; training '
+                'starts from scratch',
+                logger='current',
+                level=logging.WARNING,
+            )
+            cfg.resume = False
+            return
+        if not osp.isfile(latest):
+            sys.exit(
+                f'--resume: {cfg.work_dir}/last_checkpoint points at '
+                f'{latest}, which does not exist'
+            )
+        cfg.load_from = latest
+    _add_strict_load_hook(
+        cfg, cfg.load_from, strict=True, drop_training_only=False
+    )
+
+
+def _add_strict_load_hook(
+    cfg: Config, checkpoint: str, strict: bool, drop_training_only: bool
+) -> None:
+    hook = dict(
+        type='StrictLoadHook',
+        checkpoint=checkpoint,
+        config=getattr(cfg, 'filename', None),
+        strict=strict,
+        drop_training_only=drop_training_only,
+    )
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []), hook]
+
+
+@contextlib.contextmanager
+def exit_on_checkpoint_error():
+    """Turn the errors of :data:`CHECKPOINT_ERRORS` into an exit with
+    their one-line message (no traceback: the message names the file)."""
+    try:
+        yield
+    except CHECKPOINT_ERRORS as error:
+        sys.exit(f'{type(error).__name__}: {error}')
 
 
 def build_runner(cfg: Config):
@@ -132,12 +236,13 @@ def add_zero_shot_image_args(
         action=DictAction,
         help='override config keys (as tools/test.py)',
     )
+    add_non_strict_arg(parser)
 
 
 def zero_shot_model_from_args(args: argparse.Namespace):
     """The model of :func:`add_zero_shot_image_args` 's arguments, its
-    classes set (exits with a message on a missing file or bad class
-    list)."""
+    classes set (exits with a message on a missing file, a bad class list
+    or a checkpoint that does not fit the model)."""
     for path, what in ((args.image, 'image'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'{what} not found: {path}')
@@ -146,11 +251,13 @@ def zero_shot_model_from_args(args: argparse.Namespace):
     except ValueError as error:
         sys.exit(f'--classes: {error}')
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    return init_zero_shot_model(
-        args.config,
-        args.checkpoint,
-        names,
-        device=device,
-        bg_thresh=args.bg_thresh,
-        cfg_options=args.cfg_options,
-    )
+    with exit_on_checkpoint_error():
+        return init_zero_shot_model(
+            args.config,
+            args.checkpoint,
+            names,
+            device=device,
+            bg_thresh=args.bg_thresh,
+            cfg_options=args.cfg_options,
+            strict=not args.non_strict,
+        )

@@ -1,6 +1,8 @@
 """Checkpoints load without running pickled code, and resume still works."""
 
+import os
 import os.path as osp
+import pickle
 
 import numpy as np
 import pytest
@@ -8,9 +10,11 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from mixreorg_mmseg.utils.safe_checkpoint import (
+    UnreadableCheckpointError,
     UnsafeCheckpointError,
     from_plain,
     load_weights,
+    pickle_globals,
     safe_torch_load,
     to_plain,
 )
@@ -58,7 +62,7 @@ def _refused(load, path, marker):
     with pytest.raises(UnsafeCheckpointError) as info:
         load()
     message = str(info.value)
-    assert path in message and 'global "exec"' in message
+    assert path in message and 'global "builtins.exec"' in message
     assert 'Refusing to load' in message
     assert not marker.exists()
 
@@ -307,3 +311,95 @@ def test_extra_classes_load_only_once_allowed(tmp_path, monkeypatch):
     assert safe_torch_load(path)['hook_state'].count == 3
     with pytest.raises(TypeError, match='only classes'):
         safe_checkpoint.allow_training_state_globals(print)
+
+
+class SystemCallOnUnpickle:
+    """Pickles as a call of ``os.system``; never unpickled here."""
+
+    def __reduce__(self):
+        return (os.system, ('true',))
+
+
+def _write_system_call(path, form):
+    payload = {
+        'state_dict': {'w': torch.zeros(1)},
+        'x': SystemCallOnUnpickle(),
+    }
+    if form == 'zip':
+        torch.save(payload, path)
+    elif form == 'legacy':
+        torch.save(payload, path, _use_new_zipfile_serialization=False)
+    else:  # a plain pickle file, protocol 2 (GLOBAL) or 4 (STACK_GLOBAL)
+        with open(path, 'wb') as f:
+            pickle.dump(payload, f, protocol=int(form[-1]))
+
+
+SYSTEM = f'{os.system.__module__}.system'  # posix.system on POSIX
+
+
+@pytest.mark.parametrize('form', ['zip', 'legacy', 'pickle2', 'pickle4'])
+def test_pickle_globals_are_read_from_the_opcodes(tmp_path, form):
+    path = tmp_path / 'system.pth'
+    _write_system_call(path, form)
+    assert SYSTEM in pickle_globals(path)
+
+
+@pytest.mark.parametrize('form', ['zip', 'legacy', 'pickle2', 'pickle4'])
+def test_unsafe_message_names_the_global_and_gives_no_trust_hint(
+    tmp_path, form
+):
+    path = tmp_path / 'system.pth'
+    _write_system_call(path, form)
+    for load in (safe_torch_load, load_weights):
+        with pytest.raises(UnsafeCheckpointError) as info:
+            load(path)
+        message = str(info.value)
+        assert f'global "{SYSTEM}"' in message and str(path) in message
+        assert '--i-trust-this-file' not in message
+        assert 'not what MMEngine writes' in message
+
+
+def test_stock_mmengine_objects_are_all_named_with_the_trust_hint(tmp_path):
+    path = tmp_path / 'stock.pth'
+    torch.save(
+        {'hub': HistoryBuffer([1.0], [1]), 'eta': np.float64(2.0)}, path
+    )
+    with pytest.raises(UnsafeCheckpointError) as info:
+        safe_torch_load(path)
+    message = str(info.value)
+    assert 'global "mmengine.logging.history_buffer.HistoryBuffer"' in message
+    assert 'scalar"' in message  # the numpy scalar's constructor
+    assert '--i-trust-this-file' in message
+
+
+def test_stock_objects_next_to_a_foreign_global_get_no_trust_hint(tmp_path):
+    path = tmp_path / 'mixed.pth'
+    torch.save(
+        {'hub': HistoryBuffer([1.0], [1]), 'x': SystemCallOnUnpickle()}, path
+    )
+    with pytest.raises(UnsafeCheckpointError) as info:
+        safe_torch_load(path)
+    assert f'global "{SYSTEM}"' in str(info.value)
+    assert '--i-trust-this-file' not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    'content, reason',
+    [(b'', 'empty'), (b'hello world\n', 'not a PyTorch checkpoint')],
+)
+def test_unreadable_checkpoint_names_the_file(tmp_path, content, reason):
+    path = tmp_path / 'bad.pth'
+    path.write_bytes(content)
+    for load in (safe_torch_load, load_weights):
+        with pytest.raises(UnreadableCheckpointError, match=reason) as info:
+            load(path)
+        assert str(path) in str(info.value)
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save({'w': torch.ones(1000)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableCheckpointError, match='cut.pth'):
+        safe_torch_load(path)

@@ -1,8 +1,12 @@
 """Evaluate a checkpoint on a config's test set with MMEngine's Runner.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--show] [--show-dir DIR] [--tta] [--non-strict]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The checkpoint must fit the model: missing, unexpected or reshaped keys
+are refused (listed in short) unless ``--non-strict``; the training-only
+keys of the MixReorg mixer are dropped with one log line.
 
 Multi-GPU: ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]``.
 """
@@ -16,9 +20,12 @@ import sys
 import mixreorg_mmseg  # noqa: F401
 from mixreorg_mmseg.cli import (
     add_common_args,
+    add_non_strict_arg,
     build_runner,
     close_distributed,
+    exit_on_checkpoint_error,
     load_config,
+    load_strictly,
 )
 
 
@@ -49,6 +56,7 @@ def parse_args(argv=None):
         help='test-time augmentation '
         "(the config's tta_model and tta_pipeline)",
     )
+    add_non_strict_arg(parser)
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -75,7 +83,6 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         sys.exit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
     cfg.resume = False
 
     if args.show or args.show_dir:
@@ -91,8 +98,11 @@ def main(argv=None):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
-    runner = build_runner(cfg)
-    runner.test()
+    # after --tta: the hook matches the keys against the model that runs
+    load_strictly(cfg, args.checkpoint, strict=not args.non_strict)
+    with exit_on_checkpoint_error():
+        runner = build_runner(cfg)
+        runner.test()
     close_distributed()
 
 

@@ -17,7 +17,9 @@ from mixreorg_mmseg.cli import (
     add_common_args,
     build_runner,
     close_distributed,
+    exit_on_checkpoint_error,
     load_config,
+    resolve_resume,
 )
 
 
@@ -33,7 +35,8 @@ def parse_args(argv=None):
         default=None,
         metavar='CKPT',
         help='resume training: without a value from the latest checkpoint '
-        'in the work dir, or from the checkpoint given',
+        'in the work dir (an error if there is none), or from the '
+        'checkpoint given; a checkpoint of another model is refused',
     )
     parser.add_argument(
         '--amp',
@@ -69,8 +72,10 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = build_runner(cfg)
-    runner.train()
+    resolve_resume(cfg, requested=args.resume is not None)
+    with exit_on_checkpoint_error():
+        runner = build_runner(cfg)
+        runner.train()
     close_distributed()
 
 

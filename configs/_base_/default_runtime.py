@@ -31,5 +31,8 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=2
     ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random numbers seeded from (seed, iteration) before every training
+    # step, so a resumed run draws what the uninterrupted one drew
+    iteration_seed=dict(type='IterationSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
 )

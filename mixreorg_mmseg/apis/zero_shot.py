@@ -19,6 +19,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from ..datasets.image_files import read_image
+from ..engine.strict_checkpoint_loading import load_model_checkpoint
 from ..models.backbones.groupvit import chain_assignments
 from ..models.decode_heads import set_zero_shot_classes
 from ..models.text_encoders import get_templates
@@ -59,6 +60,7 @@ def init_zero_shot_model(
     device: str = 'cpu',
     bg_thresh=KEEP,
     cfg_options: dict | None = None,
+    strict: bool = True,
 ):
     """Build a segmentor with a ``ZeroShotGroupHead``, load weights, set
     its classes.
@@ -73,10 +75,20 @@ def init_zero_shot_model(
         bg_thresh: overrides ``model.decode_head.bg_thresh`` (None: no
             background class); by default the config's value is kept.
         cfg_options: config overrides (as ``--cfg-options``).
+        strict: refuse a checkpoint whose keys or shapes do not match the
+            model (training-only keys such as the MixReorg mixer's are
+            dropped, with one log line); False loads what matches and logs
+            the rest.
 
     Returns:
         The model in eval mode, with ``dataset_meta`` (classes, palette)
         for MMSeg's visualizer.
+
+    Raises:
+        CheckpointMismatchError: ``strict`` and the checkpoint does not
+            fit the model (the message names the file and the config).
+        UnsafeCheckpointError / UnreadableCheckpointError: the file needs
+            code to unpickle, or is not a readable checkpoint (named).
     """
     from mmseg.apis import init_model
 
@@ -99,7 +111,15 @@ def init_zero_shot_model(
         head['bg_thresh'] = bg_thresh
     # keep the config's class list out of the way: the classes are ours
     head['class_names'] = None
-    model = init_model(cfg, checkpoint, device=device)
+    model = init_model(cfg, None, device='cpu')
+    if checkpoint is not None:
+        load_model_checkpoint(
+            model,
+            str(checkpoint),
+            config=getattr(cfg, 'filename', None),
+            strict=strict,
+        )
+    model.to(device)
     return set_zero_shot_query(model, class_names)
 
 

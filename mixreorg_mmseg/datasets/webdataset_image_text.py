@@ -32,7 +32,9 @@ time is used in an epoch, one warning says so with the numbers (once per
 epoch and rank, whatever the number of workers); with
 ``allow_reread=False`` it is an error instead.
 
-**Resume.** The shard order depends only on the seed and the epoch, and
+**Resume.** The shard order depends only on the seed and the epoch, each
+sample's augmentation only on its place in the stream (the pipeline runs
+under generators seeded from seed, epoch, reader and position), and
 :meth:`skip_batches` makes the next pass over the epoch drop the batches
 already trained (they are decoded, not augmented).
 :class:`~mixreorg_mmseg.engine.ShardedDataHook` wires both to MMEngine's
@@ -75,6 +77,7 @@ from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..utils.seeding import seeded_rng
 from .shard_io import (
     SKIP_REASONS,
     SkipSample,
@@ -606,6 +609,10 @@ class WebDatasetImageText(IterableDataset):
         rank, world = get_dist_info()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        # the DataLoader asks worker 0 first: after skipping the first k
+        # batches, worker w reads what worker (w + k) % workers read in
+        # the full pass, so the batches keep their order
+        worker = (worker + self._skip.value) % workers
         slot = rank * workers + worker
         share, skip = self._reader_share(rank, world, worker, workers)
         if share <= 0:
@@ -615,7 +622,7 @@ class WebDatasetImageText(IterableDataset):
         )
         for _ in range(skip):  # already trained: not used again
             next(stream)
-        produced = skip
+        produced = position = skip
         reported = False
         while produced < share:
             data = next(stream)
@@ -623,7 +630,11 @@ class WebDatasetImageText(IterableDataset):
             if data.pop('reread') and not reported:
                 self._report_reread(rank, worker, world, workers, share)
                 reported = True
-            result = self.pipeline(data)
+            position += 1
+            # the augmentation is a function of the sample's place in the
+            # stream, so a resumed epoch augments as the first pass did
+            with seeded_rng(self.seed, self.epoch, slot, position):
+                result = self.pipeline(data)
             if result is None:
                 self._count(shard, 'pipeline')
                 self._check_skip_ratio()

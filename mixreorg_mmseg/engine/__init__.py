@@ -5,13 +5,20 @@ from .cpu_distributed import (
     init_cpu_process_group,
     prepare_cpu_distributed,
 )
+from .iteration_seed_hook import IterationSeedHook
+from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 from .sharded_data_hook import ShardedDataHook
+from .strict_checkpoint_loading import StrictLoadHook, load_model_checkpoint
 from .zero_shot_classes_hook import ZeroShotClassesHook
 
 __all__ = [
     'DeviceAgnosticDDP',
+    'IterationSeedHook',
+    'ResumableEpochBasedTrainLoop',
     'ShardedDataHook',
+    'StrictLoadHook',
     'ZeroShotClassesHook',
     'init_cpu_process_group',
+    'load_model_checkpoint',
     'prepare_cpu_distributed',
 ]

@@ -45,5 +45,7 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=30)
+# MMEngine's epoch loop, resumable in the middle of an epoch (--resume
+# from an iteration checkpoint continues with the next batch)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=30)
 auto_scale_lr = dict(enable=False, base_batch_size=4096)

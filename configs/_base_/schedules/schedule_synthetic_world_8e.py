@@ -21,8 +21,10 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
+# MMEngine's epoch loop, resumable in the middle of an epoch (--resume
+# from an iteration checkpoint continues with the next batch)
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1
 )
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
