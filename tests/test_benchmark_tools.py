@@ -369,3 +369,24 @@ def test_train_speed_refuses_the_official_model_with_tiny(bench):
         train_speed.parse_args(
             ['--tiny', '--anchor', 'a.py', '--official-git-dir', 'g']
         )
+
+
+def test_caption_tokens_times_the_three_ways(bench, one_thread, tmp_path):
+    caption_tokens = bench('caption_tokens')
+    out = str(tmp_path / 'text.md')
+    caption_tokens.main(['--batch', '4', '--repeats', '1', '--out', out])
+    _, header, table = read_table(out)
+    assert header == ['where', 'ms per batch', 'us per caption']
+    assert [row[0] for row in table] == [
+        'in the model (main process)',
+        'in the pipeline (B samples, workers)',
+        'left on the main process with pipeline tokens',
+    ]
+    assert all(positive(row[1]) for row in table)
+
+
+def test_cc12m_like_captions_are_seeded_sentences_with_nouns(bench):
+    caption_tokens = bench('caption_tokens')
+    first = caption_tokens.cc12m_like_captions(8, seed=3)
+    assert first == caption_tokens.cc12m_like_captions(8, seed=3)
+    assert all(8 <= len(c.split()) <= 25 for c in first)

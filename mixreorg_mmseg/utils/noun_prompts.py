@@ -60,6 +60,11 @@ class NounPrompter:
             self._vocabulary = NounVocabulary.build(vocabulary)
 
     @property
+    def vocabulary_file(self) -> str | None:
+        """The vocabulary file's path, if the vocabulary comes from one."""
+        return self._vocabulary_file
+
+    @property
     def vocabulary(self) -> NounVocabulary | None:
         """The known nouns (``None``: the stop-list rules); a vocabulary
         file is read at the first access."""
