@@ -2,6 +2,7 @@
 the segmentor's own string path."""
 
 import copy
+import itertools
 import os.path as osp
 
 import pytest
@@ -124,7 +125,7 @@ def test_pipeline_tokens_give_the_string_path_losses_bit_for_bit(
     step = dict(step, vocabulary=str(classes))
     captions = [
         f'a {a} next to a {b}.'
-        for a, b in zip(DEFAULT_SHAPES, DEFAULT_SHAPES[1:])
+        for a, b in itertools.pairwise(DEFAULT_SHAPES)
     ] + ['an empty field.', f'two {DEFAULT_SHAPES[0]}s.']
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()

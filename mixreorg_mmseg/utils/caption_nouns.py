@@ -475,4 +475,3 @@ def extract_nouns(
         if max_nouns is not None and len(nouns) == max_nouns:
             break
     return nouns
-

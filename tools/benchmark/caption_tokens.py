@@ -31,8 +31,8 @@ from _common import (
     add_out_argument,
     markdown_table,
     register_modules,
-    report,
     repo_path,
+    report,
     time_steps,
 )
 

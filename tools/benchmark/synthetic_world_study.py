@@ -149,8 +149,7 @@ def world_options(world: str) -> list[str]:
         f'val_dataloader.dataset.data_root={world}',
         f'test_dataloader.dataset.data_root={world}',
         f'model.noun_prompts.vocabulary={world}/classes.txt',
-        'train_dataloader.dataset.pipeline.2.vocabulary='
-        f'{world}/classes.txt',
+        f'train_dataloader.dataset.pipeline.2.vocabulary={world}/classes.txt',
     ]
 
 

@@ -239,9 +239,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     'multi_label_loss must be a MultiLabelContrastiveLoss, '
                     f'got {type(self.multi_label_loss).__name__}'
                 )
-            self.multi_label_on_segments = (
-                self.multi_label_loss.uses_segments
-            )
+            self.multi_label_on_segments = self.multi_label_loss.uses_segments
             self.noun_prompts = NounPromptBuilder(**noun_prompts)
             if share_logit_scale:
                 self.multi_label_logit_scale = None
@@ -420,7 +418,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
         ):
             raise ValueError(
                 "the data pipeline's caption tokens "
-                f'{tuple(tokens.captions.shape)} differ from the model\'s '
+                f"{tuple(tokens.captions.shape)} differ from the model's "
                 f'{tuple(expected.shape)}: TokenizeCaption.context_length '
                 'must equal model.text_encoder.context_length='
                 f'{self.text_encoder.context_length}'
