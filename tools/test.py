@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on a config's test set with MMEngine's Runner.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--show] [--show-dir DIR] [--tta] [--amp [--amp-dtype {bf16,fp16}]]
+        [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 Multi-GPU: ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]``.
@@ -15,9 +16,11 @@ import sys
 # safe checkpoint I/O before the checkpoint is read
 import mixreorg_mmseg  # noqa: F401
 from mixreorg_mmseg.cli import (
+    add_amp_args,
     add_common_args,
     build_runner,
     close_distributed,
+    configure_amp_testing,
     load_config,
 )
 
@@ -49,6 +52,7 @@ def parse_args(argv=None):
         help='test-time augmentation '
         "(the config's tta_model and tta_pipeline)",
     )
+    add_amp_args(parser, 'testing')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -87,6 +91,7 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    configure_amp_testing(cfg, args)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

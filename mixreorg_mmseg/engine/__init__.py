@@ -5,10 +5,18 @@ from .cpu_distributed import (
     init_cpu_process_group,
     prepare_cpu_distributed,
 )
+from .mixed_precision import (
+    AutocastTestLoop,
+    Bf16OptimWrapper,
+    Fp16OptimWrapper,
+)
 from .sharded_data_hook import ShardedDataHook
 from .zero_shot_classes_hook import ZeroShotClassesHook
 
 __all__ = [
+    'AutocastTestLoop',
+    'Bf16OptimWrapper',
+    'Fp16OptimWrapper',
     'DeviceAgnosticDDP',
     'ShardedDataHook',
     'ZeroShotClassesHook',
