@@ -113,6 +113,7 @@ def test_amp_on_cpu_trains_and_tests_in_bf16_and_fp16_says_why(
     log = _ok(
         run_python(
             ['tools/train.py', tiny_config, '--work-dir', work, '--amp']
+            + ['--cfg-options', 'log_level=INFO']
         )
     )
     assert log.count('mixed precision: bf16 autocast on cpu, no loss') == 1
@@ -121,6 +122,7 @@ def test_amp_on_cpu_trains_and_tests_in_bf16_and_fp16_says_why(
     log = _ok(
         run_python(
             ['tools/test.py', tiny_config, ckpt, '--work-dir', work, '--amp']
+            + ['--cfg-options', 'log_level=INFO']
         )
     )
     assert 'mixed precision: bfloat16 autocast for testing' in log
