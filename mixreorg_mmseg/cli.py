@@ -64,6 +64,94 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+#: ``--amp-dtype`` choices -> torch dtype names
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
+
+
+def add_amp_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--amp`` and ``--amp-dtype`` (``what``: 'training' or 'testing')."""
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help=f'mixed-precision {what}: bf16 autocast (no loss scaler) where '
+        'the device supports bf16 (CPU, and GPUs from Ampere on), else fp16 '
+        'with dynamic loss scaling',
+    )
+    parser.add_argument(
+        '--amp-dtype',
+        choices=sorted(AMP_DTYPES),
+        default=None,
+        help='the --amp precision instead of the automatic choice (fp16 '
+        'needs a CUDA device)',
+    )
+
+
+def resolve_amp_dtype(requested: str | None) -> str:
+    """The precision ``--amp`` runs in: ``'bf16'`` or ``'fp16'``.
+
+    Without ``requested``: bf16 on a CUDA device that supports it and on
+    CPU (torch autocasts to bf16 there), fp16 on an older GPU. Exits with a
+    message for a choice the device cannot run.
+    """
+    cuda = torch.cuda.is_available()
+    if requested is None:
+        if cuda and not torch.cuda.is_bf16_supported():
+            return 'fp16'
+        return 'bf16'
+    if requested == 'fp16' and not cuda:
+        sys.exit(
+            '--amp-dtype fp16 needs a CUDA device (its loss scaler runs '
+            'on GPUs); none is available here: use bf16'
+        )
+    if requested == 'bf16' and cuda and not torch.cuda.is_bf16_supported():
+        sys.exit(
+            '--amp-dtype bf16: this CUDA device does not support bfloat16; '
+            'use fp16'
+        )
+    return requested
+
+
+def configure_amp_training(cfg: Config, args: argparse.Namespace) -> None:
+    """Switch ``cfg.optim_wrapper`` to mixed precision for ``--amp``.
+
+    bf16: ``Bf16OptimWrapper`` (autocast, no loss scaler); fp16:
+    ``Fp16OptimWrapper`` (MMEngine's ``AmpOptimWrapper``, dynamic loss
+    scaling unless the config sets ``loss_scale``). The wrapper's other
+    settings (optimizer, clipping, accumulation) are kept.
+    """
+    if args.amp_dtype is not None and not args.amp:
+        sys.exit('--amp-dtype needs --amp')
+    if not args.amp:
+        return
+    dtype = resolve_amp_dtype(args.amp_dtype)
+    wrapper = cfg.optim_wrapper
+    wrapper.pop('dtype', None)
+    if dtype == 'bf16':
+        wrapper.pop('loss_scale', None)
+        wrapper.type = 'Bf16OptimWrapper'
+    else:
+        wrapper.type = 'Fp16OptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def configure_amp_testing(cfg: Config, args: argparse.Namespace) -> None:
+    """Run ``cfg.test_cfg`` 's loop under autocast for ``--amp``
+    (``AutocastTestLoop``)."""
+    if args.amp_dtype is not None and not args.amp:
+        sys.exit('--amp-dtype needs --amp')
+    if not args.amp:
+        return
+    dtype = AMP_DTYPES[resolve_amp_dtype(args.amp_dtype)]
+    loop = cfg.get('test_cfg') or {}
+    if loop.get('type', 'TestLoop') not in ('TestLoop', 'AutocastTestLoop'):
+        sys.exit(
+            f'--amp replaces the TestLoop; this config runs {loop["type"]}'
+        )
+    loop = dict(loop, type='AutocastTestLoop', dtype=dtype)
+    loop.pop('fp16', None)
+    cfg.test_cfg = loop
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """Read ``args.config`` and apply the common arguments to it."""
     if 'LOCAL_RANK' not in os.environ:

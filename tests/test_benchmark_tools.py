@@ -292,7 +292,7 @@ def test_train_speed_table_with_flops_and_matmul_peak(
         'vs official',
         'GFLOP / step',
         'GFLOP/s',
-        'of matmul peak',
+        'MFU (of matmul peak)',
     ]
     groupvit = 'groupvit_tiny_toy-captions-64x64.py'
     mixreorg = 'mixreorg_tiny_toy-captions-64x64.py'
@@ -369,3 +369,45 @@ def test_train_speed_refuses_the_official_model_with_tiny(bench):
         train_speed.parse_args(
             ['--tiny', '--anchor', 'a.py', '--official-git-dir', 'g']
         )
+
+
+def test_caption_tokens_times_the_three_ways(bench, one_thread, tmp_path):
+    caption_tokens = bench('caption_tokens')
+    out = str(tmp_path / 'text.md')
+    caption_tokens.main(['--batch', '4', '--repeats', '1', '--out', out])
+    _, header, table = read_table(out)
+    assert header == ['where', 'ms per batch', 'us per caption']
+    assert [row[0] for row in table] == [
+        'in the model (main process)',
+        'in the pipeline (B samples, workers)',
+        'left on the main process with pipeline tokens',
+    ]
+    assert all(positive(row[1]) for row in table)
+
+
+def test_cc12m_like_captions_are_seeded_sentences_with_nouns(bench):
+    caption_tokens = bench('caption_tokens')
+    first = caption_tokens.cc12m_like_captions(8, seed=3)
+    assert first == caption_tokens.cc12m_like_captions(8, seed=3)
+    assert all(8 <= len(c.split()) <= 25 for c in first)
+
+
+def test_train_speed_times_the_official_model_on_any_device(bench):
+    train_speed = bench('train_speed')
+    anchor = ['--anchor', 'a.py', '--official-git-dir', 'g']
+    args = train_speed.parse_args([*anchor, '--device', 'cuda'])
+    assert args.device == 'cuda'
+    assert train_speed.device_name('cpu') == ''
+
+
+def test_train_step_takes_pipeline_tokens_or_strings(bench, one_thread):
+    common = bench('_common')
+    config = common.repo_path(common.TINY_TRAIN_CONFIGS['groupvit'])
+    checked = []
+    for text_in_model in (False, True):
+        model, step = common.train_step(
+            config, 2, text_in_model=text_in_model
+        )
+        step()
+        checked.append(model.pipeline_tokens_checked)
+    assert checked == [True, False]  # tokens from the pipeline, or not

@@ -11,7 +11,7 @@ from mixreorg_mmseg.models.text_encoders import (
     fill_templates,
     get_templates,
 )
-from mixreorg_mmseg.models.text_encoders.caption_nouns import singularize
+from mixreorg_mmseg.utils.caption_nouns import singularize
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,10 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
         f'{key}.dataset.data_root={world}'
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')
     ]
-    vocabulary = f'model.noun_prompts.vocabulary={world}/classes.txt'
+    vocabulary = [
+        f'model.noun_prompts.vocabulary={world}/classes.txt',
+        f'train_dataloader.dataset.pipeline.2.vocabulary={world}/classes.txt',
+    ]
     train = run_python(
         [
             'tools/train.py',
@@ -41,7 +44,7 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
             work,
             '--cfg-options',
             *roots,
-            vocabulary,
+            *vocabulary,
             'train_dataloader.dataset.shards=shards/{00000..00000}.tar',
             'train_dataloader.dataset.epoch_size=192',
             'train_dataloader.batch_size=32',

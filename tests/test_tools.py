@@ -106,10 +106,32 @@ def test_stock_mmseg_train_tool_runs_our_config(tiny_config, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only host')
-def test_amp_without_gpu_says_why(tiny_config):
-    proc = run_python(['tools/train.py', tiny_config, '--amp'])
+def test_amp_on_cpu_trains_and_tests_in_bf16_and_fp16_says_why(
+    tiny_config, tmp_path
+):
+    work = str(tmp_path / 'work')
+    log = _ok(
+        run_python(
+            ['tools/train.py', tiny_config, '--work-dir', work, '--amp']
+            + ['--cfg-options', 'log_level=INFO']
+        )
+    )
+    assert log.count('mixed precision: bf16 autocast on cpu, no loss') == 1
+    assert 'loss_scale' not in log and 'grad_norm: inf' not in log
+    ckpt = osp.join(work, 'iter_4.pth')
+    log = _ok(
+        run_python(
+            ['tools/test.py', tiny_config, ckpt, '--work-dir', work, '--amp']
+            + ['--cfg-options', 'log_level=INFO']
+        )
+    )
+    assert 'mixed precision: bfloat16 autocast for testing' in log
+    assert 'mIoU' in log
+    proc = run_python(
+        ['tools/train.py', tiny_config, '--amp', '--amp-dtype', 'fp16']
+    )
     assert proc.returncode != 0
-    assert '--amp needs a CUDA device' in proc.stderr
+    assert '--amp-dtype fp16 needs a CUDA device' in proc.stderr
 
 
 def free_port() -> int:

@@ -2,7 +2,8 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show] [--show-dir DIR] [--tta] [--non-strict]
-        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--amp [--amp-dtype {bf16,fp16}]] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 
 The checkpoint must fit the model: missing, unexpected or reshaped keys
 are refused (listed in short) unless ``--non-strict``; the training-only
@@ -19,10 +20,12 @@ import sys
 # safe checkpoint I/O before the checkpoint is read
 import mixreorg_mmseg  # noqa: F401
 from mixreorg_mmseg.cli import (
+    add_amp_args,
     add_common_args,
     add_non_strict_arg,
     build_runner,
     close_distributed,
+    configure_amp_testing,
     exit_on_checkpoint_error,
     load_config,
     load_strictly,
@@ -57,6 +60,7 @@ def parse_args(argv=None):
         "(the config's tta_model and tta_pipeline)",
     )
     add_non_strict_arg(parser)
+    add_amp_args(parser, 'testing')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -94,6 +98,7 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    configure_amp_testing(cfg, args)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

@@ -1,6 +1,7 @@
 """Train a segmentor from a config with MMEngine's Runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--amp [--amp-dtype {bf16,fp16}]]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 
 Multi-GPU: ``bash tools/dist_train.sh CONFIG NUM_GPUS [args]``.
@@ -14,9 +15,11 @@ import sys
 # safe checkpoint I/O before anything loads a checkpoint
 import mixreorg_mmseg  # noqa: F401
 from mixreorg_mmseg.cli import (
+    add_amp_args,
     add_common_args,
     build_runner,
     close_distributed,
+    configure_amp_training,
     exit_on_checkpoint_error,
     load_config,
     resolve_resume,
@@ -38,11 +41,7 @@ def parse_args(argv=None):
         'in the work dir (an error if there is none), or from the '
         'checkpoint given; a checkpoint of another model is refused',
     )
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper; needs a GPU)',
-    )
+    add_amp_args(parser, 'training')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -51,17 +50,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args)
 
-    if args.amp:
-        import torch
-
-        if not torch.cuda.is_available():
-            sys.exit(
-                "--amp needs a CUDA device (MMEngine's AmpOptimWrapper "
-                'runs on GPUs only); none is available here.'
-            )
-        if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    configure_amp_training(cfg, args)
 
     if args.resume == 'auto':
         cfg.resume = True

@@ -10,6 +10,6 @@ _base_ = [
 ]
 model = dict(
     # the toy vocabulary names every object, so nouns are found exactly
-    noun_prompts=dict(vocabulary=['disc', 'square', 'triangle']),
+    noun_prompts=dict(vocabulary={{_base_.caption_vocabulary}}),
 )
 default_hooks = dict(checkpoint=dict(interval=100))

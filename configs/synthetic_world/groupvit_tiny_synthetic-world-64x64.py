@@ -7,9 +7,10 @@
 #   python tools/misc/make_synthetic_world.py data/synthetic_world
 #   python tools/train.py configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py
 #   python tools/test.py configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py CKPT
-# For a world written elsewhere, point the three loaders' data_root and
-# model.noun_prompts.vocabulary at it (or change world_root in
-# configs/_base_/datasets/synthetic_world.py).
+# For a world written elsewhere, point the three loaders' data_root,
+# model.noun_prompts.vocabulary and the train pipeline's TokenizeCaption
+# (train_dataloader.dataset.pipeline.2.vocabulary) at it (or change
+# world_root in configs/_base_/datasets/synthetic_world.py).
 # The model is the tiny GroupViT (configs/_base_/models/groupvit_tiny.py)
 # with a convolutional stem in place of the 8x8 patch projection, one
 # grouping stage of 8 groups (2 + 2 layers) instead of two (8 then 4), and

@@ -29,7 +29,7 @@ from .toy_image_captions import (
     write_toy_image_captions,
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
-from .transforms import LoadImageOrSkip
+from .transforms import TOKEN_KEYS, LoadImageOrSkip, TokenizeCaption
 from .webdataset_image_text import ShardDataError, WebDatasetImageText
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',
+    'TOKEN_KEYS',
+    'TokenizeCaption',
     'generate_toy_image_captions',
     'make_toy_caption',
     'write_toy_image_captions',

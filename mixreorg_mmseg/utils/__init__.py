@@ -5,21 +5,29 @@ run before MMSeg's first import.
 """
 
 from . import (
+    caption_nouns,
+    clip_tokens,
     groupvit_checkpoint,
     hf_groupvit_checkpoint,
     mmcv_lite_compat,
     mmpretrain_compat,
+    noun_prompts,
     parameter_count,
+    prompt_templates,
     safe_checkpoint,
     seg_drawing,
 )
 
 __all__ = [
+    'caption_nouns',
+    'clip_tokens',
     'groupvit_checkpoint',
     'hf_groupvit_checkpoint',
     'mmcv_lite_compat',
     'mmpretrain_compat',
+    'noun_prompts',
     'parameter_count',
+    'prompt_templates',
     'safe_checkpoint',
     'seg_drawing',
 ]

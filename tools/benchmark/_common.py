@@ -101,12 +101,18 @@ def train_step(
     img_size: int | None = None,
     device: str = 'cpu',
     seed: int = 0,
+    text_in_model: bool = False,
 ) -> tuple[torch.nn.Module, Callable[[], None]]:
     """The config's model in train mode and a function running one
     optimizer step (forward, backward, AdamW) on a fixed batch of random
     ``img_size`` images (None: the backbone's ``img_size``) with captions
-    of the toy world (tokenized, nouns extracted: the step includes the
-    text side as training runs it), under bf16 autocast when ``bf16``."""
+    of the toy world, under bf16 autocast when ``bf16``.
+
+    The captions reach the model as training gives them: tokenized with
+    their noun prompts by ``TokenizeCaption`` (with the model's text
+    settings), before the timing, as the dataloader workers do; with
+    ``text_in_model`` as strings, so that the step includes the model's
+    own tokenization and noun extraction on the main process."""
     from mmengine.config import Config
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
@@ -121,9 +127,11 @@ def train_step(
     model = MODELS.build(cfg.model).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.randn(batch, 3, height, width, device=device)
-    samples = [
-        SegDataSample(metainfo=dict(caption=c)) for c in toy_captions(batch)
-    ]
+    metas = [dict(caption=c) for c in toy_captions(batch)]
+    if not text_in_model:
+        tokenize = caption_tokenizer(cfg.model)
+        metas = [tokenize(meta) for meta in metas]
+    samples = [SegDataSample(metainfo=meta) for meta in metas]
 
     def step():
         with bf16_autocast(device, bf16):
@@ -134,6 +142,25 @@ def train_step(
         optimizer.step()
 
     return model, step
+
+
+def caption_tokenizer(model_cfg):
+    """``TokenizeCaption`` with a segmentor config's text settings (its
+    text encoder's context, its ``noun_prompts`` when it has the
+    multi-label loss)."""
+    from mmseg.registry import TRANSFORMS
+
+    step = dict(
+        type='TokenizeCaption',
+        context_length=model_cfg.text_encoder.get('context_length', 77),
+        max_nouns=None,
+    )
+    if model_cfg.get('multi_label_loss') is not None:
+        nouns = dict(model_cfg.noun_prompts)
+        nouns.pop('seed', None)
+        step.update(nouns)
+        step.setdefault('max_nouns', 3)
+    return TRANSFORMS.build(step)
 
 
 def count_params(model: torch.nn.Module) -> int:

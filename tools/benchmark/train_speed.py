@@ -2,22 +2,27 @@
 
 Times one optimizer step (forward, backward, AdamW) of each config's model
 on a fixed batch of random images at the backbone's training size (224;
-64 with ``--tiny``) with captions of the synthetic toy world (tokenized,
-nouns extracted: the step includes the text side as training runs it), in
-fp32 and under bf16 autocast (median of ``--steps`` steps after a warm-up
-one), and prints a table with images/s and the ratios. With ``--anchor``
-(``../shared/anchors/official_groupvit.py``) and ``--official-git-dir`` (a
-git directory of NVlabs/GroupViT), the official GroupViT is timed in the
-same run (on CPU).
+64 with ``--tiny``) with captions of the synthetic toy world, in fp32 and
+under bf16 autocast (median of ``--steps`` steps after a warm-up one), and
+prints a table with images/s and the ratios. The captions come tokenized,
+with their noun prompts, as the training pipelines' ``TokenizeCaption``
+gives them (made once, untimed: the dataloader workers' work); with
+``--text-in-model`` as strings, which the step tokenizes itself. With
+``--anchor`` (``../shared/anchors/official_groupvit.py``) and
+``--official-git-dir`` (a git directory of NVlabs/GroupViT), the official
+GroupViT is timed in the same run, on the same device (CPU or CUDA; its
+text input is random token ids, [B, 4, 77]).
 
 Against the machine: the FLOPs of one training step of each of our models
 (forward and backward, counted once, untimed, with
 ``torch.utils.flop_counter.FlopCounterMode`` on the batch the timing uses:
 matmuls, convolutions and attention; elementwise ops and the AdamW update
 are not counted), the FLOP/s the timed step reaches, and its fraction of
-the machine's matmul peak in the row's precision: the FLOP/s of a
-``--matmul-size`` square matmul (2048: fp32, and bf16 for the bf16 rows),
-median of 5 runs after 2 warm-up ones, on the same device.
+the machine's matmul peak in the row's precision (the MFU column: model
+FLOPs utilisation against what this device's matmul reaches, not against
+a datasheet): the FLOP/s of a ``--matmul-size`` square matmul (2048: fp32,
+and bf16 for the bf16 rows; use 8192 on a large GPU), median of 5 runs
+after 2 warm-up ones, on the same device.
 
 Last, the image encoder's eval forward at twice the training size
 (448x448; batch 1), ours beside the official one.
@@ -25,7 +30,8 @@ Last, the image encoder's eval forward at twice the training size
     python tools/benchmark/train_speed.py \\
         configs/groupvit_vit-s_cc12m.py configs/mixreorg_vit-s_cc12m.py \\
         [--batch 16] [--steps 3] [--anchor A --official-git-dir DIR] \\
-        [--matmul-size 2048] [--device cpu|cuda] [--out FILE]
+        [--matmul-size 2048] [--device cpu|cuda] [--text-in-model] \\
+        [--out FILE]
     python tools/benchmark/train_speed.py --tiny   # quickstart configs
 
 The configs default to both full-size ones (``groupvit``, ``mixreorg``:
@@ -120,10 +126,13 @@ def measure_ours(
     bf16: bool,
     device: str = 'cpu',
     count_flops: bool = True,
+    text_in_model: bool = False,
 ) -> dict:
     """Parameters, median step seconds, images/s and (``count_flops``)
     the FLOPs of one step (counted before the timing, on its batch)."""
-    model, step = train_step(config, batch, bf16, device=device)
+    model, step = train_step(
+        config, batch, bf16, device=device, text_in_model=text_in_model
+    )
     flops = step_flops(step) if count_flops else None
     seconds = time_steps(step, steps, device=device)
     return dict(
@@ -172,8 +181,10 @@ def ours_backbone(config: str):
     return MODELS.build(Config.fromfile(config).model.backbone)
 
 
-def official_model(anchor: str, git_dir: str):
-    """The anchor module and the official model (built once)."""
+def official_model(anchor: str, git_dir: str, device: str = 'cpu'):
+    """The anchor module and the official model (built once, moved to
+    ``device``). Its loss gathers features across ranks: a one-process
+    group is started (NCCL for CUDA, else gloo)."""
     import torch.distributed as dist
     import torch.nn as nn
 
@@ -187,7 +198,8 @@ def official_model(anchor: str, git_dir: str):
         os.environ.setdefault(
             'MASTER_PORT', str(29500 + random.randint(0, 999))
         )
-        dist.init_process_group('gloo', rank=0, world_size=1)
+        backend = 'nccl' if torch.device(device).type == 'cuda' else 'gloo'
+        dist.init_process_group(backend, rank=0, world_size=1)
     convert = nn.SyncBatchNorm.convert_sync_batchnorm
     nn.SyncBatchNorm.convert_sync_batchnorm = classmethod(
         lambda cls, m, *a, **k: m
@@ -198,13 +210,24 @@ def official_model(anchor: str, git_dir: str):
     finally:
         nn.SyncBatchNorm.convert_sync_batchnorm = convert
     _OFFICIAL[anchor, git_dir] = mod, model
+    model.to(device)
     return mod, model
 
 
-def official(anchor: str, git_dir: str, batch: int, steps: int, bf16: bool):
-    mod, model = official_model(anchor, git_dir)
+def official(
+    anchor: str,
+    git_dir: str,
+    batch: int,
+    steps: int,
+    bf16: bool,
+    device: str = 'cpu',
+):
+    """(parameters, images/s) of the official model's training step on
+    ``device`` (the anchor's ``time_train``)."""
+    mod, model = official_model(anchor, git_dir, device)
     params = sum(p.numel() for p in model.parameters())
-    return params, mod.time_train(model, batch, steps, bf16, (4, 77))
+    ips = mod.time_train(model, batch, steps, bf16, (4, 77), device)
+    return params, ips
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -229,8 +252,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--device',
-        help='cpu or cuda (default: cuda where available; cpu with '
-        '--anchor, which times the official model on CPU)',
+        help='cpu or cuda (default: cuda where available)',
+    )
+    parser.add_argument(
+        '--text-in-model',
+        action='store_true',
+        help='captions as strings, tokenized inside the timed step (as '
+        'before the pipelines tokenized them)',
     )
     parser.add_argument(
         '--tiny',
@@ -245,10 +273,15 @@ def parse_args(argv=None) -> argparse.Namespace:
             '--anchor times the full-size official model: not with --tiny'
         )
     if args.device is None:
-        args.device = 'cpu' if official else default_device()
-    elif official and torch.device(args.device).type != 'cpu':
-        parser.error('--anchor times the official model on CPU only')
+        args.device = default_device()
     return args
+
+
+def device_name(device: str) -> str:
+    """`` (NVIDIA H200)``-style name of a CUDA device, else ``''``."""
+    if torch.device(device).type != 'cuda':
+        return ''
+    return f' ({torch.cuda.get_device_name(torch.device(device))})'
 
 
 def resolve_config(config: str, tiny: bool) -> str:
@@ -286,6 +319,7 @@ def main(argv=None) -> list[dict]:
                 args.batch,
                 args.steps,
                 bf16,
+                args.device,
             )
             rows.append(
                 dict(
@@ -299,7 +333,12 @@ def main(argv=None) -> list[dict]:
             )
         for config in configs:
             row = measure_ours(
-                config, args.batch, args.steps, bf16, args.device
+                config,
+                args.batch,
+                args.steps,
+                bf16,
+                args.device,
+                text_in_model=args.text_in_model,
             )
             row.update(model=osp.basename(config), precision=precision)
             rows.append(row)
@@ -338,14 +377,21 @@ def main(argv=None) -> list[dict]:
         'vs official',
         'GFLOP / step',
         'GFLOP/s',
-        'of matmul peak',
+        'MFU (of matmul peak)',
     )
     height, width = next(r for r in rows if r['model'] != OFFICIAL)['img_size']
     caption = (
         f'train step ({"tiny quickstart" if args.tiny else "full"} '
         f'configs), batch {args.batch} at {height}x{width}, median of '
-        f'{args.steps} step(s) after a warm-up one, device {args.device}, '
-        f'{torch.get_num_threads()} thread(s), torch {torch.__version__}\n\n'
+        f'{args.steps} step(s) after a warm-up one, device {args.device}'
+        f'{device_name(args.device)}, {torch.get_num_threads()} thread(s), '
+        f'torch {torch.__version__}; captions '
+        + (
+            'tokenized in the step'
+            if args.text_in_model
+            else 'pre-tokenized (TokenizeCaption)'
+        )
+        + '\n\n'
         f'GFLOP / step: forward + backward of our models, counted with '
         f'torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions, '
         f'attention; elementwise ops and the AdamW update, which the '
@@ -354,8 +400,9 @@ def main(argv=None) -> list[dict]:
         f'Matmul peak: a {args.matmul_size}x{args.matmul_size} matmul on '
         f'the same device, median of 5 runs after 2 warm-up ones: '
         f'fp32 {peaks["fp32"] / 1e9:.1f} GFLOP/s, '
-        f'bf16 {peaks["bf16"] / 1e9:.1f} GFLOP/s; each row against its '
-        f"precision's. A fraction above 1 is possible: under CPU autocast "
+        f'bf16 {peaks["bf16"] / 1e9:.1f} GFLOP/s; MFU: GFLOP/s over the '
+        f"matmul peak of the row's precision. A fraction above 1 is "
+        f'possible: under CPU autocast '
         f'some ops run in fp32, and a CPU without bf16 units multiplies '
         f'bf16 more slowly than fp32.\n'
     )
@@ -370,7 +417,9 @@ def forward_table(args, config: str, official_too: bool) -> str:
     training size, batch 1."""
     encoders = []
     if official_too:
-        _, model = official_model(args.anchor, args.official_git_dir)
+        _, model = official_model(
+            args.anchor, args.official_git_dir, args.device
+        )
         encoders.append((OFFICIAL, model.img_encoder))
     backbone = ours_backbone(config)
     encoders.append(('ours (GroupViT backbone)', backbone))

@@ -80,9 +80,27 @@ train_pipeline = [
         fill_color=bgr_mean,
         fill_std=bgr_std,
     ),
+    # the caption and its noun prompts as CLIP tokens, made in the
+    # dataloader workers with the ViT-S model's settings (context 77, 3
+    # nouns, CLIP's 80 ImageNet templates, one drawn per noun from the
+    # worker's seeded generator); the segmentor checks the first batch
+    dict(
+        type='TokenizeCaption',
+        context_length=77,
+        max_nouns=3,
+        templates='imagenet',
+    ),
     dict(
         type='PackSegInputs',
-        meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption'),
+        meta_keys=(
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'caption',
+            'caption_tokens',
+            'prompt_tokens',
+            'prompt_valid',
+        ),
     ),
 ]
 train_dataloader = dict(

@@ -21,10 +21,30 @@ train_pipeline = [
         crop_ratio_range=(0.6, 1.0),
     ),
     dict(type='RandomFlip', prob=0.5),
-    # MMSeg's packer: the caption rides in SegDataSample.metainfo
+    # the caption and its noun prompts as CLIP tokens, made in the
+    # dataloader workers; the settings are the tiny model's text encoder
+    # (context 24) and noun_prompts (3 nouns, one template, the world's
+    # shape names), which the segmentor checks on the first batch
+    dict(
+        type='TokenizeCaption',
+        context_length=24,
+        max_nouns=3,
+        templates='simple',
+        vocabulary=world_classes,
+    ),
+    # MMSeg's packer: the caption and its tokens ride in
+    # SegDataSample.metainfo
     dict(
         type='PackSegInputs',
-        meta_keys=('img_path', 'ori_shape', 'img_shape', 'caption'),
+        meta_keys=(
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'caption',
+            'caption_tokens',
+            'prompt_tokens',
+            'prompt_valid',
+        ),
     ),
 ]
 train_dataloader = dict(

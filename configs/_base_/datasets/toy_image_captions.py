@@ -5,6 +5,9 @@
 dataset_type = 'ImageCaptionDataset'
 data_root = 'data/toy_image_captions'
 crop_size = (64, 64)
+# the toy captions' nouns, every object's name: the leaf configs give them
+# to the model's noun_prompts too
+caption_vocabulary = ['disc', 'square', 'triangle']
 
 train_pipeline = [
     # skips (and logs) images that cannot be decoded
@@ -15,7 +18,17 @@ train_pipeline = [
         crop_ratio_range=(0.5, 1.0),
     ),
     dict(type='RandomFlip', prob=0.5),
-    # MMSeg's packer: the caption rides in SegDataSample.metainfo
+    # the caption and its noun prompts as CLIP tokens (the tiny model's
+    # context 24, 3 nouns, one template), made in the dataloader workers
+    dict(
+        type='TokenizeCaption',
+        context_length=24,
+        max_nouns=3,
+        templates='simple',
+        vocabulary=caption_vocabulary,
+    ),
+    # MMSeg's packer: the caption and its tokens ride in
+    # SegDataSample.metainfo
     dict(
         type='PackSegInputs',
         meta_keys=(
@@ -25,6 +38,9 @@ train_pipeline = [
             'flip',
             'flip_direction',
             'caption',
+            'caption_tokens',
+            'prompt_tokens',
+            'prompt_valid',
             'sample_idx',
         ),
     ),

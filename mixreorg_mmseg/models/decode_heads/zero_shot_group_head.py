@@ -49,8 +49,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule, is_model_wrapper
 from mmseg.registry import MODELS
 
+from ...utils.prompt_templates import Templates, fill_templates
 from ..backbones.groupvit import chain_assignments
-from ..text_encoders.prompt_templates import Templates, fill_templates
 
 
 def _check_class_names(names: Sequence[str], key: str) -> tuple[str, ...]:

@@ -4,7 +4,10 @@ Training (``mode='loss'``) with ``mixer=None``: GroupViT (Xu et al., CVPR
 2022, Sec. 3.2)::
 
     loss(inputs, data_samples)
-      encode_captions(captions [+ noun prompts])  -> text: captions [B, D],
+      caption_tokens_of(data_samples)             -> the pipeline's tokens
+                                                     (TokenizeCaption), else
+                                                     tokenize_captions()
+      encode_captions(tokens)                     -> text: captions [B, D],
                                                      prompts [B, K, D]
       encode_image(inputs): backbone -> image_projector
                                                   -> image [B, D],
@@ -20,7 +23,7 @@ Sec. 3, Fig. 2); the same text side and caption losses, on the original
 branch::
 
     loss(inputs, data_samples)
-      encode_captions(...)                        -> text
+      encode_captions(caption_tokens_of(...))     -> text
       mixer(backbone, inputs)                     -> original, mixed,
                                                      restored branches, plan
       project_branches(branches)                  -> image (original),
@@ -79,6 +82,22 @@ def _fill_in_channels(cfg: ConfigType, width: int, key: str) -> ConfigType:
             f'{width} wide; drop the key or set it to {width}'
         )
     return cfg
+
+
+@dataclass
+class CaptionTokens:
+    """The tokens of a batch's text side (CLIP BPE ids, zero-padded).
+
+    Attributes:
+        captions: ``LongTensor [B, L]``.
+        prompts: ``LongTensor [B, K, L]`` noun-prompt tokens (zeros where
+            invalid), or None without the multi-label loss.
+        valid: ``BoolTensor [B, K]``: the prompts that exist, or None.
+    """
+
+    captions: torch.Tensor
+    prompts: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
 
 
 @dataclass
@@ -220,9 +239,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     'multi_label_loss must be a MultiLabelContrastiveLoss, '
                     f'got {type(self.multi_label_loss).__name__}'
                 )
-            self.multi_label_on_segments = (
-                self.multi_label_loss.uses_segments
-            )
+            self.multi_label_on_segments = self.multi_label_loss.uses_segments
             self.noun_prompts = NounPromptBuilder(**noun_prompts)
             if share_logit_scale:
                 self.multi_label_logit_scale = None
@@ -231,6 +248,8 @@ class TextSupervisedSegmentor(EncoderDecoder):
                     torch.tensor(init_scale)
                 )
 
+        # the first batch of pipeline tokens is checked against the model
+        self.pipeline_tokens_checked = False
         self.mixer = None if mixer is None else self._build_mixer(mixer)
         self.group_usage_loss = (
             None
@@ -339,22 +358,120 @@ class TextSupervisedSegmentor(EncoderDecoder):
             captions.append(caption)
         return captions
 
-    def encode_captions(self, captions: list[str]) -> CaptionEmbeddings:
-        """Captions and (with the multi-label loss) their noun prompts in
-        one text-encoder pass."""
+    def tokenize_captions(self, captions: Sequence[str]) -> CaptionTokens:
+        """The string path: tokens of B captions and (with the multi-label
+        loss) of their noun prompts, built here on the main process."""
+        captions = list(captions)
+        if self.multi_label_loss is None:
+            return CaptionTokens(self.text_encoder.tokenize(captions))
+        prompts, valid = self.noun_prompts(captions)
+        texts = captions + [p for p in prompts if p]
+        tokens = self.text_encoder.tokenize(texts)
         batch = len(captions)
-        texts = list(captions)
+        prompt_tokens = tokens.new_zeros(len(prompts), tokens.shape[-1])
+        prompt_tokens[valid.flatten()] = tokens[batch:]
+        return CaptionTokens(
+            tokens[:batch], prompt_tokens.view(*valid.shape, -1), valid
+        )
+
+    def caption_tokens_of(self, data_samples: SampleList) -> CaptionTokens:
+        """The tokens of a batch's captions: those the data pipeline made
+        (``TokenizeCaption``, in ``metainfo``) when every sample has them,
+        else :meth:`tokenize_captions` of the caption strings."""
+        metas = [sample.metainfo for sample in data_samples]
+        if not all('caption_tokens' in meta for meta in metas):
+            return self.tokenize_captions(self.captions_of(data_samples))
+        tokens = CaptionTokens(
+            torch.stack([meta['caption_tokens'] for meta in metas])
+        )
+        if self.multi_label_loss is not None:
+            if not all('prompt_tokens' in meta for meta in metas):
+                raise KeyError(
+                    'the samples carry caption_tokens but no prompt_tokens, '
+                    'and the model has a multi-label loss: set max_nouns in '
+                    "the pipeline's TokenizeCaption (as model.noun_prompts) "
+                    "and pack 'prompt_tokens', 'prompt_valid' in meta_keys"
+                )
+            tokens.prompts = torch.stack([m['prompt_tokens'] for m in metas])
+            tokens.valid = torch.stack([m['prompt_valid'] for m in metas])
+        if not self.pipeline_tokens_checked:
+            self.check_pipeline_tokens(tokens, self.captions_of(data_samples))
+            self.pipeline_tokens_checked = True
+        return tokens
+
+    def check_pipeline_tokens(
+        self, tokens: CaptionTokens, captions: list[str]
+    ) -> None:
+        """Check the data pipeline's tokens against the model's settings.
+
+        ``TokenizeCaption`` and the model are configured apart; their
+        caption tokens, noun counts and (with one template) prompt tokens
+        must agree. Nothing is drawn from the random generators, so the
+        check does not change what training draws.
+
+        Raises:
+            ValueError: naming the settings that differ.
+        """
+        expected = self.text_encoder.tokenize(captions)
+        if tokens.captions.shape != expected.shape or not torch.equal(
+            tokens.captions, expected
+        ):
+            raise ValueError(
+                "the data pipeline's caption tokens "
+                f"{tuple(tokens.captions.shape)} differ from the model's "
+                f'{tuple(expected.shape)}: TokenizeCaption.context_length '
+                'must equal model.text_encoder.context_length='
+                f'{self.text_encoder.context_length}'
+            )
+        if self.multi_label_loss is None:
+            return
+        builder = self.noun_prompts
+        zeros = [0] * builder.max_nouns
+        prompts = [builder.prompts(c, zeros) for c in captions]
+        valid = torch.tensor([[p != '' for p in row] for row in prompts])
+        same_nouns = tokens.valid.shape == valid.shape and torch.equal(
+            tokens.valid, valid
+        )
+        same_prompts = same_nouns
+        if same_nouns and len(builder.templates) == 1:
+            flat = [p for row in prompts for p in row if p]
+            same_prompts = torch.equal(
+                tokens.prompts[tokens.valid],
+                self.text_encoder.tokenize(flat),
+            )
+        if not same_prompts:
+            raise ValueError(
+                "the data pipeline's noun prompts differ from the model's: "
+                'TokenizeCaption max_nouns / templates / vocabulary must '
+                f'equal model.noun_prompts (max_nouns={builder.max_nouns}, '
+                f'{len(builder.templates)} template(s), vocabulary '
+                f'{builder.vocabulary_file or "in the config"})'
+            )
+
+    def encode_captions(
+        self, captions: Sequence[str] | CaptionTokens
+    ) -> CaptionEmbeddings:
+        """Captions and (with the multi-label loss) their noun prompts in
+        one text-encoder pass.
+
+        Args:
+            captions: B caption strings (tokenized here by
+                :meth:`tokenize_captions`) or their tokens.
+        """
+        if not isinstance(captions, CaptionTokens):
+            captions = self.tokenize_captions(captions)
+        device = self.logit_scale.device
+        batch = captions.captions.shape[0]
+        texts = captions.captions
         valid = None
         if self.multi_label_loss is not None:
-            prompts, valid = self.noun_prompts(captions)
-            flat_valid = valid.flatten().tolist()
-            texts += [
-                p for p, ok in zip(prompts, flat_valid, strict=True) if ok
-            ]
-        text_embed = self.encode_text(texts)
+            valid = captions.valid.to(device, non_blocking=True)
+            prompts = captions.prompts.flatten(0, 1)[captions.valid.flatten()]
+            texts = torch.cat([texts, prompts])
+        tokens = texts.to(device, non_blocking=True)
+        text_embed = self.text_projector(self.text_encoder(tokens))
         if valid is None:
             return CaptionEmbeddings(text_embed)
-        valid = valid.to(text_embed.device)
         prompt_embeds = text_embed.new_zeros(
             valid.numel(), text_embed.shape[-1]
         )
@@ -376,7 +493,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
             (``MixReorgMixer.loss``); plus ``logit_scale``, logged but not
             summed into the loss.
         """
-        text = self.encode_captions(self.captions_of(data_samples))
+        text = self.encode_captions(self.caption_tokens_of(data_samples))
         logit_scale = self.scale(self.logit_scale)
         losses = {'logit_scale': logit_scale.detach()}
         if self.with_mixer:

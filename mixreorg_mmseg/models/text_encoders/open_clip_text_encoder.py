@@ -16,16 +16,15 @@ a dog.'``: 8 of 77 positions) several times cheaper.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping, Sequence
 
 import torch
 from mmseg.registry import MODELS
-from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import QuickGELU, TextTransformer
 from torch import nn
 
+from mixreorg_mmseg.utils.clip_tokens import clip_vocab_size, tokenize
 from mixreorg_mmseg.utils.safe_checkpoint import load_weights
 
 #: Key prefixes a checkpoint may carry in front of the text-tower names:
@@ -50,14 +49,6 @@ _OTHER_TOWER_PREFIXES = ('visual.',)
 _OTHER_TOWER_KEYS = frozenset(
     'logit_scale logit_bias input_resolution context_length vocab_size'.split()
 )
-
-
-@functools.lru_cache(maxsize=1)
-def clip_tokenizer() -> SimpleTokenizer:
-    """open_clip's CLIP BPE tokenizer (the vocabulary file that ships with
-    open_clip; texts are cleaned with ftfy and lower-cased). One instance
-    per process: building it parses the 49k BPE merges."""
-    return SimpleTokenizer()
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -183,20 +174,13 @@ class OpenCLIPTextEncoder(TextTransformer):
         """
         if isinstance(texts, str):
             texts = [texts]
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f'texts[{i}] must be a str, got {type(text).__name__}'
-                )
-        tokenizer = clip_tokenizer()
-        if self.vocab_size < tokenizer.vocab_size:
+        if self.vocab_size < clip_vocab_size():
             raise ValueError(
-                f'tokenize needs vocab_size >= {tokenizer.vocab_size} (the '
+                f'tokenize needs vocab_size >= {clip_vocab_size()} (the '
                 f'CLIP BPE vocabulary); this encoder has vocab_size='
                 f'{self.vocab_size}'
             )
-        return tokenizer(texts, context_length=self.context_length)
+        return tokenize(texts, self.context_length)
 
     # ----------------------------------------------------------------------
     # forward

@@ -1,4 +1,4 @@
-"""Nouns of a caption, and the prompts GroupViT's multi-label loss needs.
+"""Nouns of a caption, for the prompts of GroupViT's multi-label loss.
 
 GroupViT's multi-label image-text contrastive loss (Xu et al., CVPR 2022,
 Sec. 3.3) pairs each image with K extra sentences, one per noun of its
@@ -63,11 +63,6 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import torch
-from mmseg.registry import MODELS
-
-from .prompt_templates import Templates, get_templates
 
 # --------------------------------------------------------------------------
 # stop lists
@@ -480,114 +475,3 @@ def extract_nouns(
         if max_nouns is not None and len(nouns) == max_nouns:
             break
     return nouns
-
-
-# --------------------------------------------------------------------------
-# prompts
-# --------------------------------------------------------------------------
-
-
-@MODELS.register_module()
-class NounPromptBuilder:
-    """Noun prompts of a batch of captions, K per caption.
-
-    Args:
-        max_nouns: K, prompts per caption.
-        templates: Template name or list (see
-            :func:`~.prompt_templates.get_templates`). With one template the
-            prompts are deterministic; with several, each noun gets one
-            drawn uniformly at random.
-        vocabulary: Known nouns (iterable or file path), see
-            :func:`extract_nouns`; ``None`` uses the stop-list rules. A
-            list is checked here; a file is read at the first call, so a
-            model is built without its data (a data set's ``classes.txt``
-            exists once the data set is written), and a missing or empty
-            file raises there, naming the file and the config key
-            ``noun_prompts.vocabulary``.
-        seed: Seed of this builder's own ``torch.Generator`` for the
-            template draws; ``None`` draws from torch's global generator
-            (which the Runner's ``randomness`` setting seeds).
-    """
-
-    def __init__(
-        self,
-        max_nouns: int = 3,
-        templates: Templates = 'simple',
-        vocabulary: VocabularySource | None = None,
-        seed: int | None = None,
-    ):
-        if isinstance(max_nouns, bool) or not isinstance(max_nouns, int):
-            raise TypeError(f'max_nouns must be an int, got {max_nouns!r}')
-        if max_nouns < 1:
-            raise ValueError(f'max_nouns must be >= 1, got {max_nouns}')
-        self.max_nouns = max_nouns
-        self.templates = get_templates(templates)
-        self._vocabulary_file = None
-        self._vocabulary = None
-        if isinstance(vocabulary, (str, os.PathLike)):
-            self._vocabulary_file = os.fspath(vocabulary)
-        elif vocabulary is not None:
-            self._vocabulary = NounVocabulary.build(vocabulary)
-        self.generator = None
-        if seed is not None:
-            self.generator = torch.Generator().manual_seed(int(seed))
-
-    @property
-    def vocabulary(self) -> NounVocabulary | None:
-        """The known nouns (``None``: the stop-list rules); a vocabulary
-        file is read at the first access."""
-        if self._vocabulary is None and self._vocabulary_file is not None:
-            key = (
-                ' (config key noun_prompts.vocabulary: a file of nouns, one '
-                'a line, e.g. the classes.txt of the data set whose captions '
-                'are trained on)'
-            )
-            try:
-                self._vocabulary = NounVocabulary.build(self._vocabulary_file)
-            except FileNotFoundError as error:
-                raise FileNotFoundError(f'{error}{key}') from error
-            except ValueError as error:
-                raise ValueError(f'{error}{key}') from error
-        return self._vocabulary
-
-    def __call__(
-        self, captions: Sequence[str]
-    ) -> tuple[list[str], torch.Tensor]:
-        """Prompts and their validity for B captions.
-
-        Returns:
-            ``prompts``: ``B * K`` strings; prompt ``b * K + k`` is the
-            ``k``-th noun of caption ``b`` in a template, or ``''`` when the
-            caption has fewer than ``k + 1`` nouns.
-            ``valid``: CPU ``BoolTensor [B, K]``, ``False`` at those
-            padding prompts.
-        """
-        if isinstance(captions, str):
-            raise TypeError('captions must be a list of str, not one str')
-        captions = list(captions)
-        num, k = len(captions), self.max_nouns
-        if len(self.templates) > 1:
-            # one draw per slot, padding included, so the draws do not
-            # depend on how many nouns the captions have
-            choice = torch.randint(
-                len(self.templates), (num, k), generator=self.generator
-            ).tolist()
-        else:
-            choice = [[0] * k for _ in range(num)]
-        prompts: list[str] = []
-        valid = torch.zeros(num, k, dtype=torch.bool)
-        for b, caption in enumerate(captions):
-            if not isinstance(caption, str):
-                raise TypeError(
-                    f'captions[{b}] must be a str, got '
-                    f'{type(caption).__name__}'
-                )
-            nouns = extract_nouns(caption, k, self.vocabulary)
-            valid[b, : len(nouns)] = True
-            for slot in range(k):
-                if slot < len(nouns):
-                    template = self.templates[choice[b][slot]]
-                    prompts.append(template.format(nouns[slot]))
-                else:
-                    prompts.append('')
-        return prompts, valid
