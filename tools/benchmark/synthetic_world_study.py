@@ -202,7 +202,7 @@ WORLDS = {
 GENERATOR_FLAGS = {'image_size': '--size'}
 
 #: the tests of every run's selected checkpoint: (result key, split, extra
-#: ``--cfg-options``). The configs test at 192 px (3x the training side);
+#: ``--cfg-options``). The configs test at 96 px (1.5x the training side);
 #: ``unseen_64`` tests the same checkpoint at the training resolution
 #: (their test pipeline's Resize is its second step).
 TESTS = (

@@ -65,15 +65,15 @@ train_dataloader = dict(
     ),
 )
 
-# zero-shot inference at 3x the training side, as GroupViT's protocol tests
-# at twice its training resolution (trained at 224, tested with short side
-# 448): the patch embedding is convolutional, the position embeddings are
-# interpolated, and the finer token grid (24x24 instead of 8x8) draws
-# the segments' outlines at 8 px instead of 24 px of the 192 px input. The
+# zero-shot inference at 1.5x the training side (96 px for 64 px crops):
+# the position embeddings are interpolated and the finer token grid
+# (12x12 instead of 8x8) draws the segments' outlines at 8 px of 96. The
 # label maps stay at 64 px (MMSeg resizes the prediction back), so the
-# metric is the same; measured: +3.5 mIoU on the held-out pairs
-# (docs/benchmarks.md).
-test_scale = 192
+# metric is the same. Where colour does not name the shape, the outline
+# does, at the scale the stem learned: on the seen pairs (the held-out
+# ones take no part) 1.5x beats 1x, 2x and 3x, the colour-per-shape
+# world's choice, for GroupViT and MixReorg alike (docs/benchmarks.md).
+test_scale = 96
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(test_scale, test_scale), keep_ratio=True),
