@@ -28,7 +28,11 @@ WORLD_CONFIG = 'configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py'
 CAPTIONS = ['a disc and a square.', 'a triangle.', 'a square.', 'a disc.']
 
 
-@pytest.mark.parametrize('config', [GROUPVIT_TOY_CONFIG, MIXREORG_TOY_CONFIG])
+@pytest.mark.parametrize(
+    'config',
+    [GROUPVIT_TOY_CONFIG, MIXREORG_TOY_CONFIG],
+    ids=['groupvit', 'mixreorg'],
+)
 def test_compiled_train_step_gives_the_eager_losses(
     tmp_path, toy_captions_root, config
 ):

@@ -55,8 +55,12 @@ def world(tmp_path_factory):
 
 def write_config(world, path, num_workers):
     cfg = Config.fromfile(MAIN_JOB)
-    cfg.model.noun_prompts.vocabulary = osp.join(world, 'classes.txt')
+    classes = osp.join(world, 'classes.txt')
+    cfg.model.noun_prompts.vocabulary = classes
     loader = cfg.train_dataloader
+    for transform in loader.dataset.pipeline:
+        if transform.type == 'TokenizeCaption':
+            transform.vocabulary = classes
     loader.dataset.update(
         data_root=world,
         shards='shards/{00000..00003}.tar',
