@@ -11,6 +11,7 @@ import copy
 import importlib.util
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,7 +43,8 @@ WORLD_CONFIG = osp.join(
 WEB_DEMO = osp.join(REPO_ROOT, 'tools', 'web_demo.py')
 EXAMPLES = osp.join(REPO_ROOT, 'demo', 'examples')
 EXAMPLE = osp.join(EXAMPLES, 'unseen_00001.jpg')
-CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+# Debian's chromium on the PATH, or the binary the CHROMIUM variable names
+CHROMIUM = os.environ.get('CHROMIUM') or shutil.which('chromium') or ''
 #: Chromium without anything that reaches outside the machine
 CHROMIUM_ARGS = [
     '--headless',
@@ -317,7 +319,10 @@ def browser_page(tmp_path):
         'playwright.sync_api', reason='playwright is not installed'
     )
     if not (osp.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f'no chromium at {CHROMIUM} (apt-get install chromium)')
+        pytest.skip(
+            f'no chromium executable ({CHROMIUM or "none on the PATH"}; '
+            'apt-get install chromium, or set CHROMIUM)'
+        )
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / 'chromium-profile'),
