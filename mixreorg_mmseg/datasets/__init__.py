@@ -29,7 +29,13 @@ from .toy_image_captions import (
     write_toy_image_captions,
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
-from .transforms import TOKEN_KEYS, LoadImageOrSkip, TokenizeCaption
+from .transforms import (
+    TOKEN_KEYS,
+    LoadImageOrSkip,
+    LoadJpegBytes,
+    PackJpegInputs,
+    TokenizeCaption,
+)
 from .webdataset_image_text import ShardDataError, WebDatasetImageText
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',
+    'LoadJpegBytes',
+    'PackJpegInputs',
     'TOKEN_KEYS',
     'TokenizeCaption',
     'generate_toy_image_captions',
