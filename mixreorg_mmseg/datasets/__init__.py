@@ -15,6 +15,7 @@ from .image_files import (
     find_bad_file,
     read_image,
 )
+from .jpeg_batch_collate import jpeg_batch_collate
 from .shard_io import (
     ShardReport,
     check_shard,
@@ -51,6 +52,7 @@ __all__ = [
     'check_label_map',
     'find_bad_file',
     'read_image',
+    'jpeg_batch_collate',
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',

@@ -30,6 +30,9 @@ train_pipeline = [
     ),
 ]
 train_dataloader = dict(
+    # a batch crosses from a worker to the main process as a few tensors
+    # (the JPEGs end to end, the stacked tokens), not four per sample
+    collate_fn=dict(type='jpeg_batch_collate'),
     dataset=dict(decode_images=False, pipeline=train_pipeline),
 )
 gpu_decode_preprocessor = dict(

@@ -47,7 +47,11 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
     """``SegDataPreProcessor`` that decodes and augments JPEG bytes.
 
     Call flow of a training batch whose ``inputs`` are JPEG bytes (a list
-    of B 1-D uint8 tensors, from ``PackJpegInputs``)::
+    of B 1-D uint8 tensors, from ``PackJpegInputs`` and
+    ``pseudo_collate``; or packed by ``jpeg_batch_collate``:
+    ``dict(jpeg=(N,) uint8, offsets=(B + 1,) int64)``, with the stacked
+    token tensors in ``data['packed_metainfo']``, put back into each data
+    sample's metainfo here)::
 
         decode (B images, 3 x H_i x W_i RGB, on the device)
           -> random resized crop to ``size`` (per image, bilinear)
@@ -179,7 +183,10 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
 
     @staticmethod
     def is_jpeg_batch(inputs) -> bool:
-        """Whether ``inputs`` are encoded images (1-D uint8 tensors)."""
+        """Whether ``inputs`` are encoded images: 1-D uint8 tensors, or
+        packed by ``jpeg_batch_collate``."""
+        if isinstance(inputs, dict):
+            return set(inputs) == {'jpeg', 'offsets'}
         return (
             isinstance(inputs, list | tuple)
             and len(inputs) > 0
@@ -291,10 +298,20 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
         Returns:
             ``dict(inputs=(B', 3, H, W) float32, data_samples=[B'])``.
         """
-        if not self.is_jpeg_batch(data.get('inputs')):
+        encoded = data.get('inputs')
+        if not self.is_jpeg_batch(encoded):
             return super().forward(data, training)
         data_samples = data.get('data_samples')
-        images, kept = self.decode(data['inputs'], data_samples)
+        if isinstance(encoded, dict):  # jpeg_batch_collate's packing
+            bounds = encoded['offsets'].tolist()
+            encoded = [
+                encoded['jpeg'][start:end]
+                for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        for key, values in data.get('packed_metainfo', {}).items():
+            for sample, value in zip(data_samples, values, strict=True):
+                sample.set_metainfo({key: value})
+        images, kept = self.decode(encoded, data_samples)
         if data_samples is not None and len(kept) < len(data_samples):
             data_samples = [data_samples[i] for i in kept]
         if data_samples is not None:
