@@ -291,6 +291,24 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
             batch = random_erasing(batch, params, mean, std)
         return batch
 
+    def _to_batch(self, images, training: bool) -> torch.Tensor:
+        """(B, 3, H, W) float32 in [0, 255]: augmented when training,
+        else only resized to ``size``."""
+        if training:
+            return self.augment(images)
+        return torch.cat(
+            [
+                torch.nn.functional.interpolate(
+                    img[None].float(),
+                    size=self.size,
+                    mode='bilinear',
+                    align_corners=False,
+                    antialias=True,
+                )
+                for img in images
+            ]
+        ).round_()
+
     def forward(self, data: dict, training: bool = False) -> dict:
         """Decode, augment (training only) and normalise a batch of JPEG
         bytes; any other batch as ``SegDataPreProcessor`` does.
@@ -309,6 +327,7 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
                 for start, end in zip(bounds[:-1], bounds[1:], strict=True)
             ]
         for key, values in data.get('packed_metainfo', {}).items():
+            values = values.to(self.device)  # one copy, then views
             for sample, value in zip(data_samples, values, strict=True):
                 sample.set_metainfo({key: value})
         images, kept = self.decode(encoded, data_samples)
@@ -316,21 +335,10 @@ class GPUDecodeSegDataPreProcessor(SegDataPreProcessor):
             data_samples = [data_samples[i] for i in kept]
         if data_samples is not None:
             data_samples = self.cast_data(data_samples)
-        if training:
-            batch = self.augment(images)
-        else:
-            batch = torch.cat(
-                [
-                    torch.nn.functional.interpolate(
-                        img[None].float(),
-                        size=self.size,
-                        mode='bilinear',
-                        align_corners=False,
-                        antialias=True,
-                    )
-                    for img in images
-                ]
-            ).round_()
+        # MMEngine runs the data preprocessor inside the optimizer
+        # wrapper's autocast: the pixel arithmetic stays in float32
+        with torch.autocast(self.device.type, enabled=False):
+            batch = self._to_batch(images, training)
         if self._enable_normalize:
             batch = (batch - self.mean) / self.std
         if data_samples is not None:
