@@ -1,12 +1,14 @@
-# CC12M shards (image_text_shards.py) with the JPEGs decoded and augmented
-# on the GPU: the dataloader workers read the shards, check each JPEG's
-# header and tokenize the caption; GPUDecodeSegDataPreProcessor decodes the
-# batch with torchvision's decode_jpeg on the model's device and applies
-# the same augmentation as the CPU pipeline (the same crop scales, flip,
-# colour jitter, RandAugment policies, random erasing; differences:
+# CC12M shards with the JPEGs decoded and augmented on the GPU: the
+# dataloader workers read the shards, check each JPEG's header and tokenize
+# the caption; GPUDecodeSegDataPreProcessor decodes the batch with
+# torchvision's decode_jpeg on the model's device and applies the CPU
+# pipeline's augmentation (cc12m_image_captions.py: the same crop scales,
+# flip, colour jitter, RandAugment policies, random erasing; differences:
 # docs/benchmarks.md, "GPU"). A model config selects it with
 #   model = dict(data_preprocessor=gpu_decode_preprocessor)
-_base_ = ['./image_text_shards.py']
+# The shards and their settings are image_text_shards.py's, repeated here
+# so that a model config stays two _base_ hops from the augmentation.
+_base_ = ['./cc12m_image_captions.py']
 
 train_pipeline = [
     dict(type='LoadJpegBytes'),
@@ -30,11 +32,25 @@ train_pipeline = [
     ),
 ]
 train_dataloader = dict(
+    sampler=None,
     # a batch crosses from a worker to the main process as a few tensors
     # (the JPEGs end to end, the stacked tokens), not four per sample
     collate_fn=dict(type='jpeg_batch_collate'),
-    dataset=dict(decode_images=False, pipeline=train_pipeline),
+    dataset=dict(
+        _delete_=True,
+        type='WebDatasetImageText',
+        data_root='data/cc12m',
+        shards='{00000..01242}.tar',
+        epoch_size=10_000_000,
+        shuffle_buffer=1000,
+        max_skip_ratio=0.1,
+        allow_reread=True,
+        # the workers keep the bytes: decoding is the data preprocessor's
+        decode_images=False,
+        pipeline=train_pipeline,
+    ),
 )
+custom_hooks = [dict(type='ShardedDataHook', interval=50)]
 gpu_decode_preprocessor = dict(
     type='GPUDecodeSegDataPreProcessor',
     # RGB, as the decoded JPEGs are; decoded BGR images (validation) are
