@@ -88,6 +88,34 @@ def mean_tolerance(a: np.ndarray, b: np.ndarray) -> float:
 # -- the path end to end -----------------------------------------------------
 
 
+def test_gpu_decode_config_differs_from_the_cpu_one_only_in_the_data_path(
+    cfg,
+):
+    # the base repeats image_text_shards.py's shard settings: they must
+    # stay the same
+    cpu = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/groupvit_vit-s_cc12m.py')
+    )
+    gpu_data, cpu_data = cfg.train_dataloader, cpu.train_dataloader
+    assert {**gpu_data.dataset, 'pipeline': None, 'decode_images': True} == {
+        **cpu_data.dataset,
+        'pipeline': None,
+        'decode_images': True,
+    }
+    assert {**gpu_data, 'dataset': None, 'collate_fn': None} == {
+        **cpu_data,
+        'dataset': None,
+        'collate_fn': None,
+    }
+    assert cfg.custom_hooks == cpu.custom_hooks
+    gpu_model = {**cfg.model, 'data_preprocessor': None}
+    assert gpu_model == {**cpu.model, 'data_preprocessor': None}
+    assert cfg.model.data_preprocessor.type == 'GPUDecodeSegDataPreProcessor'
+    policies = cfg.model.data_preprocessor.rand_augment.policies
+    cpu_steps = {s['type']: s for s in cpu.train_dataloader.dataset.pipeline}
+    assert policies == cpu_steps['mmpretrain.RandAugment']['policies']
+
+
 def test_gpu_decode_batch_is_normalised_at_224(cfg, one_thread):
     from mmseg.registry import MODELS
 
@@ -151,6 +179,23 @@ def test_packed_batch_gives_what_the_unpacked_one_gives(cfg, one_thread):
     for a, b in zip(out['data_samples'], ref['data_samples'], strict=True):
         for key in ('caption_tokens', 'prompt_tokens', 'prompt_valid'):
             torch.testing.assert_close(a.metainfo[key], b.metainfo[key])
+
+
+def test_augmentation_ignores_the_training_steps_autocast(cfg, one_thread):
+    # MMEngine calls the data preprocessor inside the optimizer wrapper's
+    # autocast; bf16 pixel arithmetic would move grey levels
+    from mmseg.registry import MODELS
+
+    preprocessor = MODELS.build(cfg.model.data_preprocessor)
+    blob = bytearray(jpeg(textured(60, 70)))
+    data = torch.frombuffer(blob, dtype=torch.uint8)
+    torch.manual_seed(0)
+    ref = preprocessor(dict(inputs=[data] * 4), training=True)['inputs']
+    torch.manual_seed(0)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = preprocessor(dict(inputs=[data] * 4), training=True)['inputs']
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
 
 
 def test_decoded_images_still_go_through_seg_data_preprocessor(cfg):
