@@ -265,6 +265,21 @@ def test_photo_like_jpegs_are_heavier_than_flat_ones(bench):
     assert sizes[1] > 3 * sizes[0]
 
 
+def test_photo_like_compares_with_given_photos(bench, tmp_path):
+    photo_like = bench('photo_like')
+    import cv2
+    import numpy as np
+
+    photo = str(tmp_path / 'photo.png')
+    cv2.imwrite(photo, np.full((40, 60, 3), 128, np.uint8))
+    rows = photo_like.main(['--side', '32', '--num', '2', '--photos', photo])
+    assert [row[:2] for row in rows] == [
+        [32, 'photo-like (2)'],
+        [32, 'photos (1)'],
+    ]
+    assert all(kb > 0 and ms > 0 for *_, kb, ms in rows)
+
+
 def test_find_shards_takes_folders_and_patterns(bench, tiny_world):
     data_loading = bench('data_loading')
     shards = tiny_world['shards']

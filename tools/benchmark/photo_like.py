@@ -1,6 +1,13 @@
 """Photo-like JPEG shards for data-loading benchmarks (nothing downloaded).
 
-Not a script: ``data_loading.py --photo-like`` imports it. JPEG size and
+``data_loading.py --photo-like`` imports it; run as a script it compares
+the JPEG bytes and decode time of photo-like images with those of photos
+you have (centre square, resized to ``--side``, quality 95), to check the
+stand-in against your own data:
+
+    python tools/benchmark/photo_like.py --side 256 512 --photos IMG...
+
+JPEG size and
 decode time depend on the content: the synthetic world's flat shapes on
 smooth backgrounds compress to a few kB and decode fast, photos do not.
 The images here are built from what makes photos photos for a JPEG codec:
@@ -20,10 +27,14 @@ square at ``side`` (img2dataset's default ``resize_mode='border'`` with
 
 from __future__ import annotations
 
+import argparse
 import os.path as osp
+import time
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
+from _common import markdown_table
 from caption_tokens import cc12m_like_captions
 
 from mixreorg_mmseg.datasets import encode_jpeg, write_shards
@@ -162,3 +173,62 @@ def write_photo_like_shards(
         osp.join(root, 'shards'),
         samples_per_shard=samples_per_shard,
     )
+
+
+def jpeg_cost(blobs: list[bytes], repeats: int = 5) -> tuple[float, float]:
+    """Mean kB and mean single-thread OpenCV decode ms of JPEG bytes."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            for blob in blobs:
+                cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+        seconds = (time.perf_counter() - start) / repeats
+    finally:
+        cv2.setNumThreads(threads)
+    kilobytes = sum(map(len, blobs)) / len(blobs) / 1e3
+    return kilobytes, 1e3 * seconds / len(blobs)
+
+
+def square_jpeg(path: str, side: int) -> bytes:
+    """A photo's centre square at ``side`` px (area resampling), JPEG q95."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read an image from {path}')
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    img = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(img, JPEG_QUALITY)
+
+
+def main(argv=None) -> list[list]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--side', type=int, nargs='+', default=[256, 512])
+    parser.add_argument('--photos', nargs='*', default=[])
+    parser.add_argument('--num', type=int, default=20, help='photo-like')
+    args = parser.parse_args(argv)
+    rows = []
+    for side in args.side:
+        rng = np.random.default_rng([0, side])
+        blobs = [
+            encode_jpeg(
+                np.ascontiguousarray(photo_like_image(rng, side)[..., ::-1]),
+                JPEG_QUALITY,
+            )
+            for _ in range(args.num)
+        ]
+        rows.append([side, f'photo-like ({args.num})', *jpeg_cost(blobs)])
+        if args.photos:
+            blobs = [square_jpeg(p, side) for p in args.photos]
+            rows.append(
+                [side, f'photos ({len(blobs)})', *jpeg_cost(blobs)]
+            )
+    table = [[s, what, f'{kb:.1f}', f'{ms:.2f}'] for s, what, kb, ms in rows]
+    print(markdown_table(['side', 'images', 'kB / JPEG', 'decode ms'], table))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
