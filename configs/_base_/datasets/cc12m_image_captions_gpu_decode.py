@@ -71,9 +71,9 @@ gpu_decode_preprocessor = dict(
         magnitude_level=9,
         magnitude_std=0.5,
         total_level=10,
-        # the CPU pipeline's pad_val [124, 116, 104] reaches OpenCV in the
-        # BGR image's channel order: its padding is this RGB colour
-        fill=(104, 116, 124),
+        # the CPU pipeline's padding, the ImageNet mean colour, in the RGB
+        # order of the decoded batch
+        fill=(124, 116, 104),
     ),
     random_erasing=dict(
         prob=0.25,
