@@ -190,14 +190,17 @@ def test_data_loading_table_from_given_shards(bench, tiny_world, tmp_path):
         'batches timed',
         'first batches (s)',
         'images / s',
+        'per worker',
+        'images / CPU s',
         'model images / s',
         'data / model',
         'model waits',
     ]
     assert len(table) == 1
     assert table[0][:3] == ['0', '8', '3']
-    assert positive(table[0][4])
-    assert table[0][7] == 'yes'  # no loader feeds 1e9 images/s
+    assert positive(table[0][4]) and table[0][5] == table[0][4]
+    assert positive(table[0][6])  # CPU seconds from /proc
+    assert table[0][9] == 'yes'  # no loader feeds 1e9 images/s
     assert rows[0]['images'] == 3 * 8
 
 
@@ -222,11 +225,59 @@ def test_data_loading_writes_a_temporary_world(bench, tmp_path):
         ]
     )
     _, header, table = read_table(out)
-    assert header[-1] == 'images / s'  # no model to compare with
+    assert header[-1] == 'images / CPU s'  # no model to compare with
     assert table[0][:3] == ['0', '4', '1'] and positive(table[0][4])
     assert rows[0]['images'] == 4
     with open(out, encoding='utf-8') as f:
         assert 'temporary synthetic world (12 samples, 32 px' in f.read()
+
+
+def test_data_loading_gpu_decode_on_photo_like_shards(bench, tmp_path):
+    # the GPU-decode path timed on the CPU: workers keep the JPEG bytes,
+    # the data preprocessor decodes and augments each batch
+    data_loading = bench('data_loading')
+    out = str(tmp_path / 'loading.md')
+    argv = ['--gpu-decode', '--device', 'cpu', '--photo-like']
+    argv += ['--side', '48', '--unique-images', '3', '--num-samples', '8']
+    argv += ['--workers', '0', '--batch-size', '4', '--batches', '1']
+    rows = data_loading.main(argv + ['--out', out])
+    assert rows[0]['images'] == 4
+    with open(out, encoding='utf-8') as f:
+        text = f.read()
+    assert 'groupvit_vit-s_cc12m_gpu-decode.py' in text
+    assert '8 samples of 3 distinct images, 48 px JPEG q95' in text
+    assert 'decoded and augmented on cpu by GPUDecodeSegDataPreProcessor' in (
+        text
+    )
+
+
+def test_photo_like_jpegs_are_heavier_than_flat_ones(bench):
+    photo_like = bench('photo_like')
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    flat = np.full((128, 128, 3), 90, np.uint8)
+    cv2.circle(flat, (64, 64), 30, (20, 200, 40), -1)
+    photo = photo_like.photo_like_image(rng, 128)
+    assert photo.shape == (128, 128, 3) and photo.dtype == np.uint8
+    sizes = [len(cv2.imencode('.jpg', x)[1]) for x in (flat, photo)]
+    assert sizes[1] > 3 * sizes[0]
+
+
+def test_photo_like_compares_with_given_photos(bench, tmp_path):
+    photo_like = bench('photo_like')
+    import cv2
+    import numpy as np
+
+    photo = str(tmp_path / 'photo.png')
+    cv2.imwrite(photo, np.full((40, 60, 3), 128, np.uint8))
+    rows = photo_like.main(['--side', '32', '--num', '2', '--photos', photo])
+    assert [row[:2] for row in rows] == [
+        [32, 'photo-like (2)'],
+        [32, 'photos (1)'],
+    ]
+    assert all(kb > 0 and ms > 0 for *_, kb, ms in rows)
 
 
 def test_find_shards_takes_folders_and_patterns(bench, tiny_world):

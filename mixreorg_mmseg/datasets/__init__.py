@@ -15,6 +15,7 @@ from .image_files import (
     find_bad_file,
     read_image,
 )
+from .jpeg_batch_collate import jpeg_batch_collate
 from .shard_io import (
     ShardReport,
     check_shard,
@@ -29,7 +30,13 @@ from .toy_image_captions import (
     write_toy_image_captions,
 )
 from .toy_segmentation import TOY_CLASSES, write_toy_segmentation
-from .transforms import TOKEN_KEYS, LoadImageOrSkip, TokenizeCaption
+from .transforms import (
+    TOKEN_KEYS,
+    LoadImageOrSkip,
+    LoadJpegBytes,
+    PackJpegInputs,
+    TokenizeCaption,
+)
 from .webdataset_image_text import ShardDataError, WebDatasetImageText
 
 __all__ = [
@@ -45,9 +52,12 @@ __all__ = [
     'check_label_map',
     'find_bad_file',
     'read_image',
+    'jpeg_batch_collate',
     'SyntheticWorld',
     'write_synthetic_world',
     'LoadImageOrSkip',
+    'LoadJpegBytes',
+    'PackJpegInputs',
     'TOKEN_KEYS',
     'TokenizeCaption',
     'generate_toy_image_captions',

@@ -297,7 +297,9 @@ def decode_sample(raw: dict, decode_image: bool = True) -> dict:
     Returns:
         ``dict(img, img_shape, ori_shape, img_path, caption, shard, key)``:
         ``img`` is an (H, W, 3) uint8 BGR array as ``LoadImageFromFile``
-        gives (omitted when ``decode_image`` is false), ``img_path`` is
+        gives; when ``decode_image`` is false ``img``, ``img_shape`` and
+        ``ori_shape`` are replaced by ``img_bytes`` (the image member's
+        bytes, undecoded), ``img_path`` is
         ``SHARD/KEY.EXT`` (a member path, for logs and visualisation),
         ``caption`` is cleaned by :func:`clean_caption`.
 
@@ -337,6 +339,8 @@ def decode_sample(raw: dict, decode_image: bool = True) -> dict:
                 f'{shard}: image of sample "{key}" cannot be decoded{detail}',
             )
         info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+    else:
+        info['img_bytes'] = raw[ext]
     return info
 
 

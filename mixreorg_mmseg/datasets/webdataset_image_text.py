@@ -14,7 +14,10 @@ holds ``img`` (H, W, 3 uint8 BGR), ``img_shape``, ``ori_shape``,
 ``img_path`` (``SHARD/KEY.jpg``) and ``caption``. A pipeline that starts
 with ``LoadImageFromFile`` or ``LoadImageOrSkip`` (the map-style pipeline)
 has that first step dropped, with a log line, so one pipeline serves both
-forms.
+forms. With ``decode_images=False`` the sample holds the image member's
+bytes instead (``img_bytes``, no ``img``): a pipeline starting with
+``LoadJpegBytes`` passes them on undecoded, for a data preprocessor that
+decodes on the accelerator (``GPUDecodeSegDataPreProcessor``).
 
 **Epochs, ranks, workers.** One epoch is ``epoch_size`` usable samples in
 all (``epoch_size // world_size`` per rank, ``len(dataset)``). Each epoch
@@ -154,6 +157,10 @@ class WebDatasetImageText(IterableDataset):
             than an epoch needs, re-read them (samples repeat within the
             epoch; one warning per epoch says so). False: raise
             :class:`ShardDataError` instead. Defaults to True.
+        decode_images (bool): Decode each image in the reader (``img``,
+            H x W x 3 uint8 BGR). False: pass its bytes on undecoded as
+            ``img_bytes``; a corrupt image is then found (and counted) by
+            the pipeline or the data preprocessor. Defaults to True.
 
     Raises:
         ValueError / FileNotFoundError: bad arguments, or local shards
@@ -177,6 +184,7 @@ class WebDatasetImageText(IterableDataset):
         min_samples_for_check: int = 1000,
         batch_size: int | None = None,
         allow_reread: bool = True,
+        decode_images: bool = True,
     ) -> None:
         super().__init__()
         if (shards is None) == (sources is None):
@@ -198,6 +206,7 @@ class WebDatasetImageText(IterableDataset):
         self.min_samples_for_check = int(min_samples_for_check)
         self.batch_size = batch_size
         self.allow_reread = bool(allow_reread)
+        self.decode_images = bool(decode_images)
         #: All shards of all sources; counters are indexed by position.
         self.shards: list[str] = []
         #: Per source, the indices of its shards in :attr:`shards`.
@@ -500,7 +509,7 @@ class WebDatasetImageText(IterableDataset):
                     if (position - 1) % stride != slot % stride:
                         continue
                     try:
-                        info = decode_sample(raw)
+                        info = decode_sample(raw, self.decode_images)
                     except SkipSample as skip:
                         self._count(shard, skip.reason)
                         if warnings < MAX_SKIP_WARNINGS:

@@ -69,7 +69,8 @@ train_pipeline = [
         total_level=10,
         magnitude_level=9,
         magnitude_std=0.5,
-        hparams=dict(pad_val=[round(x) for x in bgr_mean[::-1]]),
+        # the image is BGR here: padding with the mean colour in its order
+        hparams=dict(pad_val=[round(x) for x in bgr_mean]),
     ),
     dict(
         type='mmpretrain.RandomErasing',

@@ -1,6 +1,13 @@
 """Data transforms (registered in ``mmseg.registry.TRANSFORMS``)."""
 
+from .jpeg_bytes import LoadJpegBytes, PackJpegInputs
 from .load_image_or_skip import LoadImageOrSkip
 from .tokenize_caption import TOKEN_KEYS, TokenizeCaption
 
-__all__ = ['LoadImageOrSkip', 'TOKEN_KEYS', 'TokenizeCaption']
+__all__ = [
+    'LoadImageOrSkip',
+    'LoadJpegBytes',
+    'PackJpegInputs',
+    'TOKEN_KEYS',
+    'TokenizeCaption',
+]
