@@ -46,6 +46,27 @@ _randaug_policies = [
         direction='vertical',
     ),
 ]
+# the caption and its noun prompts as CLIP tokens, made in the dataloader
+# workers with the ViT-S model's settings (context 77, 3 nouns, CLIP's 80
+# ImageNet templates, one drawn per noun from the worker's seeded
+# generator); the segmentor checks the first batch
+tokenize_caption = dict(
+    type='TokenizeCaption',
+    context_length=77,
+    max_nouns=3,
+    templates='imagenet',
+)
+# what a training sample carries besides the image: the caption and its
+# tokens ride in SegDataSample.metainfo
+train_meta_keys = (
+    'img_path',
+    'ori_shape',
+    'img_shape',
+    'caption',
+    'caption_tokens',
+    'prompt_tokens',
+    'prompt_valid',
+)
 train_pipeline = [
     dict(type='LoadImageOrSkip'),
     dict(
@@ -81,28 +102,8 @@ train_pipeline = [
         fill_color=bgr_mean,
         fill_std=bgr_std,
     ),
-    # the caption and its noun prompts as CLIP tokens, made in the
-    # dataloader workers with the ViT-S model's settings (context 77, 3
-    # nouns, CLIP's 80 ImageNet templates, one drawn per noun from the
-    # worker's seeded generator); the segmentor checks the first batch
-    dict(
-        type='TokenizeCaption',
-        context_length=77,
-        max_nouns=3,
-        templates='imagenet',
-    ),
-    dict(
-        type='PackSegInputs',
-        meta_keys=(
-            'img_path',
-            'ori_shape',
-            'img_shape',
-            'caption',
-            'caption_tokens',
-            'prompt_tokens',
-            'prompt_valid',
-        ),
-    ),
+    tokenize_caption,
+    dict(type='PackSegInputs', meta_keys=train_meta_keys),
 ]
 train_dataloader = dict(
     # per GPU; the reference trains 256 x 16 GPUs

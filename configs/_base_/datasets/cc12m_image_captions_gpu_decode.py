@@ -12,24 +12,8 @@ _base_ = ['./cc12m_image_captions.py']
 
 train_pipeline = [
     dict(type='LoadJpegBytes'),
-    dict(
-        type='TokenizeCaption',
-        context_length=77,
-        max_nouns=3,
-        templates='imagenet',
-    ),
-    dict(
-        type='PackJpegInputs',
-        meta_keys=(
-            'img_path',
-            'ori_shape',
-            'img_shape',
-            'caption',
-            'caption_tokens',
-            'prompt_tokens',
-            'prompt_valid',
-        ),
-    ),
+    {{_base_.tokenize_caption}},
+    dict(type='PackJpegInputs', meta_keys={{_base_.train_meta_keys}}),
 ]
 train_dataloader = dict(
     sampler=None,
