@@ -72,6 +72,41 @@ def test_every_parameter_receives_a_gradient_from_the_total_loss(
     assert not missing
 
 
+def test_repeated_prompts_encode_once_with_the_full_pass_values_and_grads(
+    tmp_path, toy_captions_root
+):
+    # float64: the copies' gradients are summed in another order, which in
+    # float32 moves a cancelling sum by more than any fixed tolerance
+    model = build(tiny_model_cfg(tmp_path, toy_captions_root)).double()
+    model.train()
+    # 6 captions, 12 noun prompts of 3 distinct nouns: 9 distinct rows
+    tokens = model.tokenize_captions(CAPTIONS)
+    texts = torch.cat([tokens.captions, tokens.prompts[tokens.valid]])
+    assert len(torch.unique(texts, dim=0)) < len(texts)
+    seen = []
+    hook = model.text_encoder.register_forward_hook(
+        lambda module, args, out: seen.append(len(args[0]))
+    )
+    embeds = model.encode_captions(tokens)
+    hook.remove()
+    assert seen == [len(torch.unique(texts, dim=0))]
+    weights = torch.randn(
+        len(texts), embeds.captions.shape[-1], dtype=torch.float64
+    )
+    rows = torch.cat([embeds.captions, embeds.prompts[embeds.valid]])
+    (rows * weights).sum().backward()
+    grads = [p.grad.clone() for p in model.text_encoder.parameters()]
+    model.zero_grad()
+    full = model.text_projector(model.text_encoder(texts))
+    (full * weights).sum().backward()
+    torch.testing.assert_close(rows, full, rtol=1e-12, atol=1e-12)
+    wants = [p.grad for p in model.text_encoder.parameters()]
+    # float64 rounding of sums of terms up to the largest gradient
+    atol = 1e-12 * max(w.abs().max() for w in wants)
+    for got, want in zip(grads, wants):
+        torch.testing.assert_close(got, want, rtol=0, atol=atol)
+
+
 @pytest.mark.slow
 def test_loss_falls_when_overfitting_one_fixed_batch(
     tmp_path, toy_captions_root
