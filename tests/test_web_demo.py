@@ -382,7 +382,6 @@ def overlay_size(page):
     )
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 def test_the_page_segments_an_upload_and_explains_bad_input(
     tmp_path, browser_page, web_server

@@ -1,5 +1,5 @@
 # The synthetic world's GroupViT: the tiny GroupViT trained on the world's
-# caption shards for 8 epochs, validated zero-shot on the `seen` split after
+# caption shards for 6 epochs, validated zero-shot on the `seen` split after
 # each epoch (best checkpoint kept) and tested on the held-out `unseen`
 # shape pairs, through tools/test.py and IoUMetric.
 # mixreorg_tiny_synthetic-world-64x64.py is this config with the mixing
@@ -20,7 +20,7 @@ _base_ = [
     '../_base_/models/groupvit_tiny.py',
     '../_base_/datasets/synthetic_world.py',
     '../_base_/default_runtime.py',
-    '../_base_/schedules/schedule_synthetic_world_8e.py',
+    '../_base_/schedules/schedule_synthetic_world_6e.py',
 ]
 model = dict(
     backbone=dict(
