@@ -53,7 +53,8 @@ train_dataloader = dict(
     # trains, worker processes take CPU from the step's two threads and the
     # main process spends more receiving a batch's 256 tensors than it
     # takes to make them (0.79-0.85 s an iteration against 0.93-1.03 with
-    # 1 or 2 workers, docs/benchmarks.md); on a larger machine set it as usual
+    # 1 or 2 workers, docs/benchmarks.md); on a larger machine set it as
+    # usual
     num_workers=0,
     persistent_workers=False,
     # an IterableDataset: no sampler; the dataset splits the shards over
