@@ -103,7 +103,7 @@ def test_repeated_prompts_encode_once_with_the_full_pass_values_and_grads(
     wants = [p.grad for p in model.text_encoder.parameters()]
     # float64 rounding of sums of terms up to the largest gradient
     atol = 1e-12 * max(w.abs().max() for w in wants)
-    for got, want in zip(grads, wants):
+    for got, want in zip(grads, wants, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=atol)
 
 
