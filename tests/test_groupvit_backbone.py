@@ -179,6 +179,11 @@ def test_init_weights_keeps_the_scratch_initialisation():
             dict(stem_channels=(8, 16, 16), stem_convs_per_stride=0),
             'stem_convs_per_stride',
         ),
+        (dict(stem_downsample='maxpool'), 'stem_downsample'),
+        (
+            dict(stem_channels=(8, 16, 16), stem_downsample='avgpool'),
+            'stem_downsample',
+        ),
     ],
 )
 def test_inconsistent_sizes_fail_at_build_naming_the_key(overrides, key):
@@ -219,6 +224,41 @@ def test_deeper_stem_keeps_the_grid_and_adds_stride_one_convolutions():
         (3, 2),
         (3, 1),
     ] * 3 + [(1, 1)]
+
+
+def test_max_pooling_stem_convolves_at_full_resolution_then_pools():
+    x = torch.randn(2, 3, 32, 32)
+    model = tiny_groupvit(
+        stem_channels=(8, 16, 16),
+        stem_convs_per_stride=2,
+        stem_downsample='maxpool',
+    ).train()
+    tokens, hw, _ = model.embed(x)
+    assert tokens.shape == (2, 16, 32) and hw == (4, 4)
+    layers = list(model.patch_embed.convs)
+    kinds = [
+        (type(m).__name__, getattr(m, 'stride', None))
+        for m in layers
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))
+    ]
+    # each resolution: a stride-1 3x3, the 2x2 pooling, a stride-1 3x3
+    assert kinds == [
+        ('Conv2d', (1, 1)),
+        ('MaxPool2d', 2),
+        ('Conv2d', (1, 1)),
+    ] * 3 + [('Conv2d', (1, 1))]
+    # the first convolution sees the image at its own resolution
+    sizes = []
+    hook = layers[0].register_forward_hook(
+        lambda m, i, o: sizes.append(tuple(o.shape[2:]))
+    )
+    model(x).image_embed.pow(2).sum().backward()
+    hook.remove()
+    assert sizes == [(32, 32)]
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for p in model.patch_embed.parameters()
+    )
 
 
 def _first_stage(model, tokens):

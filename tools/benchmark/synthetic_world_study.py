@@ -77,7 +77,8 @@ from mixreorg_mmseg.datasets.synthetic_world import (  # noqa: E402
 GROUPVIT = 'configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py'
 MIXREORG = 'configs/synthetic_world/mixreorg_tiny_synthetic-world-64x64.py'
 #: name -> (config, cfg options, description). The ablations change one
-#: thing of the MixReorg config each.
+#: thing of the MixReorg config each; the stem's downsampling is changed
+#: in both methods' configs, so that the two still differ only in mixing.
 RUNS = {
     'groupvit': (GROUPVIT, [], 'GroupViT (mixing off)'),
     'mixreorg': (MIXREORG, [], 'MixReorg (default)'),
@@ -143,6 +144,16 @@ RUNS = {
             'model.backbone.num_output_groups=[8,4]',
         ],
         'two grouping stages (8 then 4 groups)',
+    ),
+    'maxpool_stem': (
+        MIXREORG,
+        ['model.backbone.stem_downsample=maxpool'],
+        'stem downsampling by 2x2 max-pooling',
+    ),
+    'groupvit_maxpool_stem': (
+        GROUPVIT,
+        ['model.backbone.stem_downsample=maxpool'],
+        'GroupViT, stem downsampling by 2x2 max-pooling',
     ),
 }
 METHODS = ('groupvit', 'mixreorg')

@@ -282,7 +282,11 @@ class GroupViT(BaseModule):
             convolutions instead (``2 ** len == patch_size``), which makes
             small models learn much faster from little data.
         stem_convs_per_stride: 3x3 convolutions of the stem at each
-            resolution (the first of stride 2; ``stem_channels`` only).
+            resolution (``stem_channels`` only).
+        stem_downsample: how the stem halves the resolution: ``'stride'``
+            (its first convolution at each resolution has stride 2) or
+            ``'maxpool'`` (that convolution at stride 1, then 2x2
+            max-pooling; ``stem_channels`` only).
         init_cfg: MMEngine init config (e.g. ``Pretrained``).
     """
 
@@ -303,6 +307,7 @@ class GroupViT(BaseModule):
         with_cp: bool = False,
         stem_channels: Sequence[int] | None = None,
         stem_convs_per_stride: int = 1,
+        stem_downsample: str = 'stride',
         segment_readout: str = 'group',
         init_cfg: dict | None = None,
     ):
@@ -346,6 +351,11 @@ class GroupViT(BaseModule):
                 f'stem_convs_per_stride={stem_convs_per_stride} needs a '
                 'convolutional stem: set stem_channels'
             )
+        if stem_channels is None and stem_downsample != 'stride':
+            raise ValueError(
+                f'stem_downsample={stem_downsample!r} needs a '
+                'convolutional stem: set stem_channels'
+            )
         if stem_channels is None:
             self.patch_embed = PatchEmbed(
                 in_channels=in_channels,
@@ -362,6 +372,7 @@ class GroupViT(BaseModule):
                 stem_channels,
                 patch_size,
                 stem_convs_per_stride,
+                stem_downsample,
             )
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_grid[0] * self.patch_grid[1], embed_dims)
