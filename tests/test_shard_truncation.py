@@ -104,6 +104,27 @@ def test_every_cut_is_detected_and_counts_the_samples_lost(tmp_path):
     assert (report.error, report.samples, report.lost) == (None, 6, 0)
 
 
+def test_a_reader_stopping_at_the_last_sample_has_learnt_of_the_cut(
+    tmp_path,
+):
+    """At every cut, ``on_error`` is called before the shard's last
+    sample is handed over: an epoch that ends on it still counts the
+    loss."""
+    (shard,) = _shards(tmp_path / 'whole', 1)
+    _, cuts = _cut_points(shard)
+    for size, _ in cuts:
+        cut = _cut(shard, size, str(tmp_path / f'cut{size}.tar'))
+        total = check_shard(cut).samples
+        calls = []
+        samples = iter_raw_samples(cut, lambda _, n, c=calls: c.append(n))
+        for i, _ in enumerate(samples, 1):
+            if i == total:
+                assert calls == [total], size
+                break
+        else:
+            assert (total, calls) == (0, [0]), size
+
+
 def test_a_complete_tar_short_of_its_count_is_truncated(tmp_path):
     (shard,) = _shards(tmp_path, 1)
     with open(stats_path(shard), 'w') as file:

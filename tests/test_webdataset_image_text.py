@@ -228,6 +228,33 @@ def test_loading_step_is_dropped_and_images_are_bgr_arrays(tmp_path):
     assert sample['img_path'] == str(tmp_path / '00000.tar') + '/k.jpg'
 
 
+def test_shards_with_pax_headers_read_as_ours(tmp_path):
+    """img2dataset's shards (webdataset's writer, float member times: a pax
+    header before every member) give the samples write_shards' ustar
+    shards give."""
+    import webdataset as wds
+
+    samples = _samples('p', 6)
+    ours = _write(tmp_path / 'ours', 'p', 1, 6)[0]
+    theirs = str(tmp_path / 'theirs.tar')
+    with wds.TarWriter(theirs, mtime=1700000000.25) as writer:
+        for s in samples:
+            writer.write(
+                {'__key__': s['key'], 'jpg': s['jpg'], 'txt': s['txt']}
+            )
+    with tarfile.open(theirs) as tar:
+        assert all(m.pax_headers for m in tar.getmembers())
+    with tarfile.open(ours) as tar:
+        assert not any(m.pax_headers for m in tar.getmembers())
+
+    def read(path):
+        dataset = WebDatasetImageText(epoch_size=6, shards=path, pipeline=[])
+        return [(s['key'], s['caption'], s['img'].tobytes()) for s in dataset]
+
+    assert read(theirs) == read(ours)
+    assert [r[1] for r in read(ours)] == [s['txt'] for s in samples]
+
+
 def test_runner_dataloader_with_two_workers_yields_captioned_batches(
     tmp_path,
 ):

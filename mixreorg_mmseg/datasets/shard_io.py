@@ -229,10 +229,19 @@ def iter_raw_samples(
 
     stream = None
     held = None  # each sample waits until the next one is complete
+    complete = []  # after a read error: the samples known to be whole
     delivered = 0
     try:
         stream = gopen(shard)
         for sample in group_by_keys(files(stream), handler=stop):
+            if errors:
+                # the read failed inside this last group: the one held
+                # is whole, but is yielded only after on_error (a reader
+                # that stops at it must still learn of the error)
+                if held is not None:
+                    complete.append(held)
+                held = sample
+                break
             if held is not None:
                 delivered += 1
                 yield held
@@ -244,13 +253,12 @@ def iter_raw_samples(
             stream.close()
     if held is not None:
         cut = reading['member'] and base_plus_ext(reading['member'])[0]
-        complete = not errors or getattr(errors[0], 'members_complete', False)
-        if not (complete or (cut and cut != held['__key__'])):
-            held = None
+        whole = not errors or getattr(errors[0], 'members_complete', False)
+        if whole or (cut and cut != held['__key__']):
+            complete.append(held)
     if errors:
-        on_error(errors[0], delivered + (held is not None))
-    if held is not None:
-        yield held
+        on_error(errors[0], delivered + len(complete))
+    yield from complete
 
 
 def stats_path(shard: str) -> str:
@@ -453,7 +461,10 @@ def write_shards(
             wrong type, or repeats a key (naming the key).
 
     The files are byte-identical for identical samples (member times are
-    fixed to 0), so a seeded generator writes reproducible shards.
+    fixed to 0), so a seeded generator writes reproducible shards. The time
+    is the integer 0: plain ustar headers, which ``tarfile`` reads faster
+    than the pax header a float time adds to every member (webdataset's
+    writer, hence img2dataset, writes ``time.time()``; both read alike).
     """
     if samples_per_shard < 1:
         raise ValueError(
@@ -477,7 +488,7 @@ def write_shards(
         pattern,
         maxcount=samples_per_shard,
         verbose=0,
-        mtime=0.0,
+        mtime=0,
         post=finished,
     ) as writer:
         for sample in samples:
