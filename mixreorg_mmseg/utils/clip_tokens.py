@@ -63,10 +63,11 @@ def tokenize(texts: Sequence[str], context_length: int) -> torch.Tensor:
             )
     tokenizer = clip_tokenizer()
     sot, eot = tokenizer.sot_token_id, tokenizer.eot_token_id
-    result = torch.zeros(len(texts), context_length, dtype=torch.long)
-    for i, text in enumerate(texts):
+    rows = []
+    for text in texts:
         row = (sot, *_bpe_ids(text), eot)
         if len(row) > context_length:
             row = row[: context_length - 1] + (eot,)
-        result[i, : len(row)] = torch.tensor(row)
-    return result
+        rows.append(row + (0,) * (context_length - len(row)))
+    # one tensor from all rows; reshape keeps [0, L] for no texts
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, context_length)
