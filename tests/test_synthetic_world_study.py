@@ -31,7 +31,7 @@ def result(name, seed, unseen, seen, minutes=2.0, segments=1.0):
         seed=seed,
         unseen_miou=unseen,
         seen_miou=seen,
-        unseen_64_miou=unseen - 1.0,
+        unseen_unrefined_miou=unseen - 1.0,
         train_seconds=minutes * 60,
         loss=[(25, 9.0), (50, 8.0)],
         val_miou=[(157, 5.0), (314, 6.0)],

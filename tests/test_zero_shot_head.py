@@ -12,6 +12,7 @@ from mmseg.structures import SegDataSample
 
 from mixreorg_mmseg.apis.zero_shot import parse_class_names
 from mixreorg_mmseg.models.decode_heads import (
+    PixelAdaptiveRefinement,
     ZeroShotGroupHead,
     set_zero_shot_classes,
 )
@@ -312,6 +313,29 @@ def test_segmentor_predicts_whole_and_sliding_window(tiny_segmentor):
     assert slide[0].seg_logits.data.shape == (4, 32, 48)
     pred = slide[0].pred_sem_seg.data
     assert pred.min() >= 0 and pred.max() < 4
+
+
+def test_segmentor_hands_the_refining_head_each_crop(tiny_segmentor):
+    model = tiny_segmentor
+    seen = []
+
+    class Recording(PixelAdaptiveRefinement):
+        def forward(self, image, maps):
+            seen.append(image.clone())
+            return super().forward(image, maps)
+
+    model.decode_head.refine = Recording(dilations=(1, 2), num_iter=2)
+    model.test_cfg = ConfigDict(
+        mode='slide', crop_size=(32, 32), stride=(16, 16)
+    )
+    inputs = torch.randn(1, 3, 32, 48)
+    with torch.no_grad():
+        out = model.predict(inputs, _samples(1, 32, 48))
+    assert out[0].seg_logits.data.shape == (4, 32, 48)
+    # two crops, each refined by its own pixels
+    assert [tuple(s.shape) for s in seen] == [(1, 3, 32, 32)] * 2
+    assert torch.equal(seen[0], inputs[..., :32])
+    assert torch.equal(seen[1], inputs[..., 16:])
 
 
 def test_cache_is_hit_across_crops_and_dropped_after_a_text_update(

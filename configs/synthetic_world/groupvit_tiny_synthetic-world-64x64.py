@@ -66,6 +66,10 @@ model = dict(
         # background segments probabilities as high as objects')
         bg_thresh=0.5,
         bg_score='cosine',
+        # each pixel's segment decided after its map is refined by the
+        # image's colours (PAMR's settings): segments follow the objects'
+        # edges rather than the 8 px token grid's
+        refine=dict(type='PixelAdaptiveRefinement'),
     ),
     test_cfg=dict(mode='whole'),
 )

@@ -13,7 +13,8 @@ around it unchanged::
       class_embeddings(encode_text)     -> text [K_fg, D]  (cached)
       segment_class_scores(segments, image, text, scale)
                                         -> scores [B, S, K_fg]
-      pixel_segments(assignments, size) -> segment index [B, H, W]
+      pixel_segments(assignments, size[, image])
+                                        -> segment index [B, H, W]
       class_logits(index, scores)       -> logits [B, K, H, W]
 
 ``K`` is the number of classes of the dataset; with a background class
@@ -122,6 +123,11 @@ class ZeroShotGroupHead(BaseModule):
             (softmax over the restricted set, times the unrestricted
             softmax). None: the unrestricted softmax alone.
         text_batch_size: prompts encoded per text-encoder call.
+        refine: None, or a config (e.g. ``dict(type=
+            'PixelAdaptiveRefinement')``) of a module called as
+            ``refine(image, maps)`` that refines the segment maps, resized
+            to the input, by the input image before each pixel takes its
+            segment; the segmentor passes the image as ``feats['inputs']``.
         align_corners: read by ``EncoderDecoder`` when it resizes logits.
         init_cfg: MMEngine init config (unused: no weights).
     """
@@ -139,6 +145,7 @@ class ZeroShotGroupHead(BaseModule):
         bg_score: str = 'probability',
         topk_classes: int | None = 5,
         text_batch_size: int = 256,
+        refine: dict | None = None,
         align_corners: bool = False,
         init_cfg: dict | None = None,
     ):
@@ -173,6 +180,7 @@ class ZeroShotGroupHead(BaseModule):
         self.bg_score = bg_score
         self.topk_classes = topk_classes
         self.text_batch_size = text_batch_size
+        self.refine = None if refine is None else MODELS.build(refine)
         self.align_corners = align_corners
         self.configured_class_names = None
         self.class_names = None
@@ -357,23 +365,39 @@ class ZeroShotGroupHead(BaseModule):
         restricted = logits.masked_fill(~keep.unsqueeze(1), float('-inf'))
         return restricted.softmax(dim=-1) * scores
 
-    @staticmethod
-    def pixel_segments(output, size: tuple[int, int]) -> torch.Tensor:
+    def pixel_segments(
+        self,
+        output,
+        size: tuple[int, int],
+        image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The final segment of every pixel: ``[B, H, W]`` indices.
 
         The soft assignments of all grouping stages are chained
         (:func:`~mixreorg_mmseg.models.backbones.groupvit.
-        chain_assignments`), resized to ``size`` (bilinear), and each pixel
+        chain_assignments`), resized to ``size`` (bilinear), refined by
+        ``image`` when the head has a ``refine`` module, and each pixel
         takes its most likely segment, GroupViT's one-hot argmax.
 
         Args:
             output: the backbone's ``GroupViTOutput`` (``assignments``,
                 ``hw_shape``).
             size: ``(H, W)`` of the input.
+            image: ``[B, C, H, W]`` the input; needed with ``refine``.
+
+        Raises:
+            KeyError: the head refines and no image was given.
         """
         maps = chain_assignments(
             output.assignments, output.hw_shape, 'soft', out_size=size
         )
+        if self.refine is not None:
+            if image is None:
+                raise KeyError(
+                    'decode_head.refine needs the input image: the '
+                    "segmentor passes it as feats['inputs']"
+                )
+            maps = self.refine(image, maps)
         return maps.argmax(dim=1)
 
     def class_logits(
@@ -432,7 +456,9 @@ class ZeroShotGroupHead(BaseModule):
                 F.normalize(feats['segment_embeds'], dim=-1)
                 @ text.to(feats['segment_embeds']).t()
             )
-        segment_index = self.pixel_segments(feats['output'], size)
+        segment_index = self.pixel_segments(
+            feats['output'], size, feats.get('inputs')
+        )
         return self.class_logits(segment_index, scores, rule_scores)
 
     def predict(

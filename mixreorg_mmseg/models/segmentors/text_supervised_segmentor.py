@@ -642,7 +642,9 @@ class TextSupervisedSegmentor(EncoderDecoder):
 
         The head receives :meth:`encode_image` 's dict plus
         ``encode_text`` (``list[str] -> [N, D]``), ``text_version``
-        (:meth:`text_weights_version`) and ``logit_scale`` (clamped scalar).
+        (:meth:`text_weights_version`), ``logit_scale`` (clamped scalar)
+        and ``inputs`` (the normalised images ``[B, 3, H, W]``, which a
+        refining head reads).
         """
         if self.decode_head is None:
             raise RuntimeError(
@@ -655,6 +657,7 @@ class TextSupervisedSegmentor(EncoderDecoder):
             encode_text=self.encode_text,
             text_version=self.text_weights_version(),
             logit_scale=self.scale(self.logit_scale),
+            inputs=inputs,
         )
         return self.decode_head.predict(feats, batch_img_metas, self.test_cfg)
 
