@@ -3,7 +3,6 @@ head."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mixreorg_mmseg.models.decode_heads import (
     PixelAdaptiveRefinement,
@@ -47,7 +46,9 @@ def test_a_segment_boundary_moves_to_the_colour_edge():
 
 def test_weights_sum_to_one_and_constant_maps_stay_constant():
     refine = PixelAdaptiveRefinement(dilations=(1, 3), num_iter=4)
-    image = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(1))
+    image = torch.rand(
+        2, 3, 20, 24, generator=torch.Generator().manual_seed(1)
+    )
     weights = refine.weights(image)
     assert weights.shape == (2, 16, 20, 24)
     torch.testing.assert_close(weights.sum(1), torch.ones(2, 20, 24))
@@ -77,7 +78,9 @@ def test_bad_settings_fail_naming_the_key(kwargs, match):
 
 def test_maps_of_another_size_are_refused():
     with pytest.raises(ValueError, match='resize the maps'):
-        PixelAdaptiveRefinement()(torch.rand(1, 3, 8, 8), torch.rand(1, 2, 4, 4))
+        PixelAdaptiveRefinement()(
+            torch.rand(1, 3, 8, 8), torch.rand(1, 2, 4, 4)
+        )
 
 
 def test_the_head_refines_its_segments_by_the_input_image():
@@ -92,7 +95,9 @@ def test_the_head_refines_its_segments_by_the_input_image():
         )
 
     refine = dict(type='PixelAdaptiveRefinement', dilations=(1,), num_iter=3)
-    head = ZeroShotGroupHead(class_names=CLASSES, bg_thresh=0.95, refine=refine)
+    head = ZeroShotGroupHead(
+        class_names=CLASSES, bg_thresh=0.95, refine=refine
+    )
     # the image: row 0 one colour, rows 1-3 another; the cat's patch
     # covers rows 0-1, so its row 1 joins the bird below
     image = torch.zeros(1, 3, 4, 4)

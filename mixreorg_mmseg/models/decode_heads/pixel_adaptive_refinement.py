@@ -79,8 +79,7 @@ class PixelAdaptiveRefinement(nn.Module):
         neighbours (border pixels repeated beyond the edge)."""
         h, w = x.shape[-2:]
         padded = {
-            d: F.pad(x, (d, d, d, d), mode='replicate')
-            for d in self.dilations
+            d: F.pad(x, (d, d, d, d), mode='replicate') for d in self.dilations
         }
         return torch.stack(
             [
@@ -109,7 +108,10 @@ class PixelAdaptiveRefinement(nn.Module):
                 f'refinement takes image [B, C, H, W] and maps [B, S, H, W], '
                 f'got {tuple(image.shape)} and {tuple(maps.shape)}'
             )
-        if image.shape[0] != maps.shape[0] or image.shape[-2:] != maps.shape[-2:]:
+        if (
+            image.shape[0] != maps.shape[0]
+            or image.shape[-2:] != maps.shape[-2:]
+        ):
             raise ValueError(
                 f'image {tuple(image.shape)} and maps {tuple(maps.shape)} '
                 'differ in batch or size: resize the maps to the image first'
@@ -125,8 +127,9 @@ class PixelAdaptiveRefinement(nn.Module):
             }
             step = torch.zeros_like(refined)
             for k, (dy, dx, d) in enumerate(self.offsets):
-                step += weights[:, k : k + 1] * padded[d][
-                    ..., d + dy : d + dy + h, d + dx : d + dx + w
-                ]
+                step += (
+                    weights[:, k : k + 1]
+                    * padded[d][..., d + dy : d + dy + h, d + dx : d + dx + w]
+                )
             refined = step
         return refined.to(maps.dtype)
