@@ -394,3 +394,44 @@ def test_segment_diagnostics_tool_measures_a_split(
     for used, most in zip(result['groups_used'], stages, strict=True):
         assert 1 <= used <= most
     assert 0 < result['purity'] <= 1 and 0 <= result['image_top1'] <= 1
+    # the bound: the best naming of these segments, never below a class
+    # map that the segments allow
+    assert '| grouping bound, mIoU' in proc.stdout
+    assert 0 < result['grouping_bound'] <= 100
+
+
+def test_segment_diagnostics_measure_the_heads_own_segments(
+    toy_root, toy_ckpt, monkeypatch
+):
+    from mixreorg_mmseg.apis import init_zero_shot_model
+    from mixreorg_mmseg.apis.segment_diagnostics import (
+        folder_split,
+        segment_diagnostics,
+    )
+
+    model = init_zero_shot_model(
+        TOY_CONFIG, toy_ckpt, ['background', 'disc', 'square', 'triangle']
+    )
+    head = model.decode_head
+    calls = []
+
+    def one_segment(output, size, image=None):
+        # the head gets the input image (its refinement needs it)
+        calls.append((tuple(size), image.shape))
+        return torch.zeros((1, *size), dtype=torch.long)
+
+    monkeypatch.setattr(head, 'pixel_segments', one_segment)
+    images, labels = folder_split(
+        osp.join(toy_root, 'images', 'val'),
+        osp.join(toy_root, 'annotations', 'val'),
+    )
+    result = segment_diagnostics(model, images[:3], labels[:3])
+    assert len(calls) == 3
+    assert all(image[-2:] == size for size, image in calls)
+    # one segment an image: the head's segments, not the assignments'
+    assert result['segments_per_image'] == 1
+    expected = [
+        np.bincount(label[label != 255].ravel()).max() / (label != 255).sum()
+        for label in labels[:3]
+    ]
+    assert result['purity'] == pytest.approx(np.mean(expected))

@@ -19,7 +19,18 @@ softmax over the prompted classes):
   class, the fraction whose best-scoring class is that class;
 * ``bg_segment_score`` / ``fg_segment_score``: mean best class score of
   background-majority and foreground-majority segments: GroupViT's
-  background threshold can only work when the first is lower.
+  background threshold can only work when the first is lower;
+* ``grouping_bound``: the mIoU (in %, IoUMetric's mean over the classes
+  that occur) when every final segment takes its majority class: the best
+  any rule for naming segments can score with these segments, so the gap
+  to the measured mIoU is what recognition loses, and the gap from the
+  bound to 100 what the grouping loses.
+
+The final segments are the head's own (:meth:`~mixreorg_mmseg.models.
+decode_heads.ZeroShotGroupHead.pixel_segments`: with its refinement when
+it has one) at the input's size, resized to the label map's by nearest
+neighbour; the earlier stages' groups are the chained soft assignments'
+argmax.
 
 ``tools/analysis_tools/segment_diagnostics.py`` prints them;
 ``tools/benchmark/synthetic_world_study.py`` reports them per run.
@@ -43,6 +54,7 @@ def image_measures(
     segment_probs: np.ndarray,
     with_background: bool,
     ignore_index: int = 255,
+    num_classes: int | None = None,
 ) -> dict:
     """The measures of one image.
 
@@ -54,11 +66,20 @@ def image_measures(
             class.
         segment_probs: ``[S, K_fg]`` class scores of the final segments.
         with_background: class 0 is background (not prompted).
+        ignore_index: label value that no measure counts.
+        num_classes: all classes of ``label`` (background included); when
+            given, the result also holds ``bound_confusion``.
 
     Returns:
         dict: ``image_hit`` (bool), ``groups_used`` (list per stage),
-        ``segments`` (int) and per-segment lists ``purity``, ``fg_hit``,
-        ``bg_score``, ``fg_score``.
+        ``segments`` (int), per-segment lists ``purity``, ``fg_hit``,
+        ``bg_score``, ``fg_score``, and with ``num_classes``
+        ``bound_confusion``: ``[K, K]`` pixel counts of (label, the
+        majority label of the pixel's segment).
+
+    Raises:
+        ValueError: with ``num_classes``, a label outside
+            ``[0, num_classes)`` that is not ``ignore_index``.
     """
     offset = 1 if with_background else 0
     valid = label != ignore_index
@@ -76,11 +97,21 @@ def image_measures(
     )
     ids = np.unique(final[valid])
     out['segments'] = len(ids)
+    if num_classes is not None:
+        bad = label[valid][(label[valid] < 0) | (label[valid] >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f'label value {int(bad[0])} outside the {num_classes} '
+                f'classes (ignore_index {ignore_index})'
+            )
+        majority_map = np.zeros_like(label)
     for s in ids:
         values, counts = np.unique(
             label[(final == s) & valid], return_counts=True
         )
         majority = int(values[counts.argmax()])
+        if num_classes is not None:
+            majority_map[final == s] = majority
         out['purity'].append(counts.max() / counts.sum())
         top = float(segment_probs[s].max())
         if offset and majority == 0:
@@ -90,12 +121,31 @@ def image_measures(
             out['fg_hit'].append(
                 int(segment_probs[s].argmax()) + offset == majority
             )
+    if num_classes is not None:
+        pairs = label[valid].astype(np.int64) * num_classes + majority_map[
+            valid
+        ].astype(np.int64)
+        out['bound_confusion'] = np.bincount(
+            pairs, minlength=num_classes**2
+        ).reshape(num_classes, num_classes)
     return out
+
+
+def confusion_miou(confusion: np.ndarray) -> float:
+    """mIoU in % of a ``[K, K]`` (label, prediction) pixel-count matrix:
+    the mean IoU over the classes that occur in either (as IoUMetric,
+    whose classes with an empty union are NaN and left out)."""
+    hits = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = hits / union
+    return float(100 * np.nanmean(iou)) if (union > 0).any() else float('nan')
 
 
 def summarize(measures: Sequence[dict]) -> dict:
     """Means over images (and over all their segments) of
-    :func:`image_measures` results."""
+    :func:`image_measures` results; ``grouping_bound`` when every one
+    holds ``bound_confusion``."""
 
     def mean(values):
         return float(np.mean(values)) if len(values) else float('nan')
@@ -103,6 +153,9 @@ def summarize(measures: Sequence[dict]) -> dict:
     def pooled(key):
         return [v for m in measures for v in m[key]]
 
+    bound = float('nan')
+    if measures and all('bound_confusion' in m for m in measures):
+        bound = confusion_miou(sum(m['bound_confusion'] for m in measures))
     return dict(
         num_images=len(measures),
         image_top1=mean([m['image_hit'] for m in measures]),
@@ -114,6 +167,7 @@ def summarize(measures: Sequence[dict]) -> dict:
         fg_segment_acc=mean(pooled('fg_hit')),
         bg_segment_score=mean(pooled('bg_score')),
         fg_segment_score=mean(pooled('fg_score')),
+        grouping_bound=bound,
     )
 
 
@@ -150,14 +204,24 @@ def segment_diagnostics(
     measures = []
     for path, label in zip(images, label_maps, strict=True):
         label = np.asarray(label)
-        feats = model.extract_feat(prepare_image(model, path)['inputs'])
+        inputs = prepare_image(model, path)['inputs']
+        feats = model.extract_feat(inputs)
         output = feats['output']
         groups = stage_groups(output, label.shape[:2])
+        final = head.pixel_segments(output, inputs.shape[-2:], inputs)
+        groups[-1] = (
+            F.interpolate(
+                final[:1, None].float(), size=label.shape[:2], mode='nearest'
+            )[0, 0]
+            .long()
+            .cpu()
+            .numpy()
+        )
         image = F.normalize(feats['image_embed'][0], dim=-1)
         segments = F.normalize(feats['segment_embeds'][0], dim=-1)
         text = text.to(image.dtype)
-        measures.append(
-            image_measures(
+        try:
+            measure = image_measures(
                 groups,
                 label,
                 (image @ text.t()).float().cpu().numpy(),
@@ -168,8 +232,11 @@ def segment_diagnostics(
                 .numpy(),
                 head.with_background,
                 ignore_index,
+                head.num_classes,
             )
-        )
+        except ValueError as error:
+            raise ValueError(f'{path}: {error}') from error
+        measures.append(measure)
     return summarize(measures)
 
 

@@ -8,7 +8,8 @@
 Prints the numbers of :mod:`mixreorg_mmseg.apis.segment_diagnostics`
 (image-level top-1, groups used per stage, segments per image, purity,
 foreground segment accuracy, best class score of background and of
-foreground segments) as a table. The classes default to the lines of
+foreground segments, and the grouping's bound: the mIoU if every segment
+took its majority class) as a table. The classes default to the lines of
 ``classes.txt`` beside the image folder's split root.
 """
 
@@ -42,6 +43,10 @@ def diagnostics_rows(result: dict) -> list[tuple[str, str]]:
         (
             'best score, foreground segments',
             f'{result["fg_segment_score"]:.3f}',
+        ),
+        (
+            'grouping bound, mIoU (each segment its majority class)',
+            f'{result["grouping_bound"]:.1f}',
         ),
     ]
 

@@ -543,6 +543,7 @@ def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
         'fg_segment_acc',
         'bg_segment_score',
         'fg_segment_score',
+        'grouping_bound',
     )
     rows = []
     for name in names:
@@ -552,7 +553,7 @@ def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
         stage1 = statistics.mean(d['groups_used'][0] for d in mine)
         rows.append(
             [RUNS[name][2], f'{stage1:.2f}']
-            + [seed_mean([d[k] for d in mine]) for k in keys]
+            + [seed_mean([d.get(k, math.nan) for d in mine]) for k in keys]
         )
     return rows
 
@@ -691,6 +692,7 @@ def world_report(results: list[dict], names: list[str]) -> str:
                 'fg segment acc',
                 'bg segment score',
                 'fg segment score',
+                'grouping bound mIoU',
             ],
             diagnostics_rows(results, names),
         )
