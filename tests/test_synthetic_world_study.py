@@ -376,3 +376,23 @@ def test_a_world_is_written_by_the_generator_tool(study, tmp_path):
         info = json.load(f)
     assert info['world']['caption_templates'] == 'descriptive'
     assert osp.isfile(str(tmp_path / 'large_textured.log'))
+
+
+@pytest.mark.parametrize('run', ['groupvit', 'mixreorg'])
+def test_world_options_reach_every_loader_and_the_caption_vocabulary(
+    study, run
+):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(osp.join(REPO_ROOT, study.RUNS[run][0]))
+    options = dict(o.split('=', 1) for o in study.world_options('w/x'))
+    cfg.merge_from_dict(options)
+    for loader in ('train', 'val', 'test'):
+        assert cfg[f'{loader}_dataloader'].dataset.data_root == 'w/x'
+    assert cfg.model.noun_prompts.vocabulary == 'w/x/classes.txt'
+    # the vocabulary lands on TokenizeCaption, not on a step before it
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    with_vocabulary = [
+        (t.type, t.vocabulary) for t in pipeline if 'vocabulary' in t
+    ]
+    assert with_vocabulary == [('TokenizeCaption', 'w/x/classes.txt')]

@@ -389,6 +389,20 @@ def test_set_zero_shot_classes_needs_a_zero_shot_head(
         set_zero_shot_classes(model, ('a', 'b'))
 
 
+def test_classes_reach_the_head_through_a_test_time_augmentation_model(
+    tiny_segmentor,
+):
+    # tools/test.py --tta hands the hooks mmseg's SegTTAModel around the
+    # segmentor (not an MMEngine model wrapper)
+    from mmseg.models import SegTTAModel
+
+    tta = SegTTAModel(module=tiny_segmentor)
+    head = set_zero_shot_classes(tta, ('background', 'disc', 'square'))
+    assert head is tiny_segmentor.decode_head
+    assert head.class_names == ('background', 'disc', 'square')
+    assert tiny_segmentor.num_classes == 3
+
+
 def test_class_lists_of_the_one_image_tools_are_checked():
     assert parse_class_names(' cat, dog ,hot dog') == ['cat', 'dog', 'hot dog']
     for bad, match in (

@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import BaseModule, is_model_wrapper
+from mmengine.model import BaseModule, BaseTTAModel, is_model_wrapper
 from mmseg.registry import MODELS
 
 from ...utils.prompt_templates import Templates, fill_templates
@@ -487,14 +487,15 @@ def set_zero_shot_classes(model: nn.Module, class_names: Sequence[str]):
     (its sliding-window inference allocates ``out_channels`` maps).
 
     Args:
-        model: the segmentor (or a model wrapper around it).
+        model: the segmentor, or a model wrapper (DDP) or a test-time
+            augmentation model (``tools/test.py --tta``) around it.
         class_names: the classes, background first when the head has a
             ``bg_thresh``.
 
     Returns:
         The head.
     """
-    if is_model_wrapper(model):
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
     head = getattr(model, 'decode_head', None)
     if not isinstance(head, ZeroShotGroupHead):
