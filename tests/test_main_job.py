@@ -64,6 +64,8 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
             'tools/test.py',
             CONFIG,
             osp.join(work, 'epoch_1.pth'),
+            # as README's main job tests: the config's test-time views
+            '--tta',
             '--work-dir',
             work,
             '--cfg-options',

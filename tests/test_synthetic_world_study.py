@@ -25,8 +25,10 @@ def study():
     return module
 
 
-def result(name, seed, unseen, seen, minutes=2.0, segments=1.0):
+def result(name, seed, unseen, seen, minutes=2.0, segments=1.0, tta=None):
+    extra = {} if tta is None else dict(unseen_tta_miou=tta)
     return dict(
+        **extra,
         name=name,
         seed=seed,
         unseen_miou=unseen,
@@ -92,7 +94,9 @@ def test_tables_give_mean_spread_and_per_seed_differences(study):
     assert rows[0][2] == '7.0 ± 1.4 (6.0-8.0)'
     # the same checkpoints tested at the training resolution
     assert rows[0][4] == '6.0 ± 1.4 (5.0-7.0)'
-    assert rows[1][5] == '3.0'
+    # no --tta test in these results
+    assert rows[0][5] == '-'
+    assert rows[1][6] == '3.0'
     per_seed = study.per_seed_rows(results, 'groupvit', 'mixreorg')
     assert per_seed == [
         [0, '8.00', '9.00', '+1.00'],
@@ -130,8 +134,14 @@ def test_runs_train_in_parallel_jobs_and_come_back_in_order(
         calls.append((name, seed, world, work_root, threads))
         return result(name, seed, 10.0 + seed, 11.0)
 
+    completed = []
+
+    def fake_complete(r, world, work_dir, extra, threads=None):
+        completed.append((r['name'], r['seed'], world, work_dir, threads))
+        return r
+
     monkeypatch.setattr(study, 'run_one', fake_run_one)
-    monkeypatch.setattr(study, 'add_diagnostics', lambda r, *a, **k: r)
+    monkeypatch.setattr(study, 'complete_result', fake_complete)
     monkeypatch.setattr(study.os, 'cpu_count', lambda: 4)
     done = tmp_path / 'one' / 'groupvit_seed1'
     done.mkdir(parents=True)
@@ -156,6 +166,10 @@ def test_runs_train_in_parallel_jobs_and_come_back_in_order(
     # the finished run is read, not trained again; only in its own world
     assert by_world['one'][1]['unseen_miou'] == 3.0
     assert by_world['two'][1]['unseen_miou'] == 11.0
+    # ... but given the tests and diagnostics it lacks, in the pool
+    assert completed == [
+        ('groupvit', 1, 'path/one', str(done), 2),
+    ]
     assert len(calls) == 11 and {c[4] for c in calls} == {2}
     # every run trains on its world, in a work dir under the world's name
     for *_, world, work_root, _ in calls:
@@ -168,10 +182,10 @@ def test_runs_train_in_parallel_jobs_and_come_back_in_order(
 def test_pooled_tables_and_the_lead_count(study):
     by_world = {
         'a': [
-            result('groupvit', 0, 10.0, 12.0),
-            result('groupvit', 1, 20.0, 22.0),
-            result('mixreorg', 0, 14.0, 15.0, minutes=4.0),
-            result('mixreorg', 1, 20.0, 21.0, minutes=4.0),
+            result('groupvit', 0, 10.0, 12.0, tta=12.0),
+            result('groupvit', 1, 20.0, 22.0, tta=21.0),
+            result('mixreorg', 0, 14.0, 15.0, minutes=4.0, tta=11.0),
+            result('mixreorg', 1, 20.0, 21.0, minutes=4.0, tta=25.0),
         ],
         'b': [
             result('groupvit', 0, 30.0, 31.0),
@@ -185,7 +199,9 @@ def test_pooled_tables_and_the_lead_count(study):
     assert rows[0][1:4] == [2, 3, '20.0 ± 10.0 (10.0-30.0)']
     # MixReorg: 14, 20, 29.5, 50 -> mean 28.375, std 15.76
     assert rows[1][1:4] == [2, 4, '28.4 ± 15.8 (14.0-50.0)']
-    assert rows[1][6] == '4.0'
+    assert rows[1][7] == '4.0'
+    # world b has no --tta results: no pooled --tta column
+    assert rows[0][6] == '-'
     lead, ahead, total = study.lead_rows(by_world, 'groupvit', 'mixreorg')
     assert lead == [
         ['a', 0, '10.00', '14.00', '+4.00'],
@@ -196,7 +212,16 @@ def test_pooled_tables_and_the_lead_count(study):
     assert (ahead, total) == (1, 3)
     text = study.pooled_report(by_world, ['groupvit', 'mixreorg'])
     assert 'pooled over 2 worlds' in text
-    assert 'MixReorg ahead on 1 of 3 (world, seed)' in text
+    assert 'MixReorg ahead on 1 of 3 (world, seed), unseen pairs\n' in text
+    # with --tta only world a's two seeds have both runs
+    lead, ahead, total = study.lead_rows(
+        by_world, 'groupvit', 'mixreorg', 'unseen_tta_miou'
+    )
+    assert [row[:2] for row in lead] == [['a', 0], ['a', 1]]
+    assert (ahead, total) == (1, 2)
+    assert 'MixReorg ahead on 1 of 2 (world, seed), unseen pairs, --tta' in (
+        text
+    )
 
 
 def test_main_reports_each_world_then_the_pooled_tables(
@@ -396,3 +421,28 @@ def test_world_options_reach_every_loader_and_the_caption_vocabulary(
         (t.type, t.vocabulary) for t in pipeline if 'vocabulary' in t
     ]
     assert with_vocabulary == [('TokenizeCaption', 'w/x/classes.txt')]
+
+
+def test_a_result_gets_only_the_tests_it_lacks(study, tmp_path, monkeypatch):
+    commands = []
+
+    def fake_run(cmd, log, threads=None):
+        commands.append(cmd)
+        return 'Epoch(test) [13/13]    aAcc: 80.0000  mIoU: 12.5000\n'
+
+    monkeypatch.setattr(study, '_run', fake_run)
+    monkeypatch.setattr(study, 'selected_checkpoint', lambda d: 'ck.pth')
+    monkeypatch.setattr(study, 'add_diagnostics', lambda r, *a, **k: r)
+    old = result('mixreorg', 1, 30.0, 31.0)
+    done = study.complete_result(old, 'w/x', str(tmp_path), [])
+    # seen, unseen and unrefined were there: only the --tta test runs
+    assert len(commands) == 1
+    cmd = commands[0]
+    assert cmd[1:4] == ['tools/test.py', study.RUNS['mixreorg'][0], 'ck.pth']
+    assert cmd[4] == '--tta'
+    assert 'test_dataloader.dataset.data_prefix.img_path=images/unseen' in cmd
+    assert done['unseen_tta_miou'] == 12.5
+    assert done['unseen_miou'] == 30.0
+    commands.clear()
+    study.complete_result(done, 'w/x', str(tmp_path), [])
+    assert commands == []

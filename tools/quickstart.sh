@@ -40,7 +40,9 @@ WORK_DIR=work_dirs/synthetic_world
 # the checkpoint with the best validation mIoU (seen pairs; MMEngine's
 # save_best): the held-out pairs take no part in the choice
 CHECKPOINT=$(ls -t "$WORK_DIR"/best_mIoU_epoch_*.pth | head -n 1)
-"$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR"
+# --tta: each image at three sides, each also flipped, the views' class
+# maps averaged (the config's tta_pipeline, chosen on the seen pairs)
+"$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR" --tta
 "$PY" tools/visualize_groups.py data/synthetic_world/images/unseen/00000.jpg \
     "$CONFIG" "$CHECKPOINT" --device cpu --out "$WORK_DIR/groups.png" \
     --classes "$(tail -n +2 data/synthetic_world/classes.txt | paste -sd,)"

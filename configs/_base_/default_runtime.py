@@ -36,3 +36,6 @@ default_hooks = dict(
     iteration_seed=dict(type='IterationSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
 )
+# tools/test.py --tta: MMSeg's merger of the views of a config's
+# tta_pipeline (it averages their softmaxed class maps)
+tta_model = dict(type='SegTTAModel')

@@ -40,7 +40,8 @@ world written elsewhere instead. Runs keep their work dirs per world
 methods and the ablations of the paper's Table 5 kind);
 ``--ablation-seeds`` are the seeds of the ablation runs (the methods use
 ``--seeds``). A run whose work dir already holds its results
-(``result.json``) is not trained again (``--rerun``). ``--jobs N`` trains
+(``result.json``) is not trained again (``--rerun``); the tests of
+:data:`TESTS` it lacks are run on its checkpoint. ``--jobs N`` trains
 N runs at once, each on ``cores // N`` threads (``OMP_NUM_THREADS``): more
 runs per hour on a small machine, but a run's numbers depend on its thread
 count, so they differ a little from the same run trained alone.
@@ -213,13 +214,16 @@ WORLDS = {
 GENERATOR_FLAGS = {'image_size': '--size'}
 
 #: the tests of every run's selected checkpoint: (result key, split, extra
-#: ``--cfg-options``). ``unseen_unrefined`` tests the same checkpoint with
-#: the zero-shot head's pixel-adaptive refinement off: what the refinement
-#: adds to the held-out pairs.
+#: ``--cfg-options``, extra ``tools/test.py`` flags). ``unseen_unrefined``
+#: tests the same checkpoint with the zero-shot head's pixel-adaptive
+#: refinement off (what the refinement adds to the held-out pairs);
+#: ``unseen_tta`` with the config's test-time augmentation (``--tta``), as
+#: README's main job tests.
 TESTS = (
-    ('seen', 'seen', []),
-    ('unseen', 'unseen', []),
-    ('unseen_unrefined', 'unseen', ['model.decode_head.refine=None']),
+    ('seen', 'seen', [], []),
+    ('unseen', 'unseen', [], []),
+    ('unseen_unrefined', 'unseen', ['model.decode_head.refine=None'], []),
+    ('unseen_tta', 'unseen', [], ['--tta']),
 )
 
 
@@ -431,13 +435,40 @@ def run_one(
         val_miou=val,
         checkpoint=osp.basename(checkpoint),
     )
-    for key, split, test_options in TESTS:
+    complete_result(result, world, work_dir, extra, threads)
+    print(
+        f'{osp.basename(work_root)}: {name} seed {seed}: unseen '
+        f'{result["unseen_miou"]:.2f}, seen '
+        f'{result["seen_miou"]:.2f} mIoU, {train_seconds:.0f} s',
+        flush=True,
+    )
+    return result
+
+
+def complete_result(
+    result: dict,
+    world: str,
+    work_dir: str,
+    extra: list[str],
+    threads: int | None = None,
+) -> dict:
+    """Run every test of :data:`TESTS` that ``result`` has no mIoU of yet
+    on the run's selected checkpoint, then add its segment diagnostics
+    (:func:`add_diagnostics`, which writes ``WORK/result.json``): a test
+    added to the study reaches runs trained before it."""
+    config = RUNS[result['name']][0]
+    options = run_options(result['name'], result['seed'], world, extra)
+    checkpoint = selected_checkpoint(work_dir)
+    for key, split, test_options, flags in TESTS:
+        if f'{key}_miou' in result:
+            continue
         out = _run(
             [
-                python,
+                sys.executable,
                 'tools/test.py',
                 config,
                 checkpoint,
+                *flags,
                 '--work-dir',
                 osp.join(work_dir, f'test_{key}'),
                 '--cfg-options',
@@ -451,14 +482,7 @@ def run_one(
             threads,
         )
         result[f'{key}_miou'] = test_miou(out)
-    add_diagnostics(result, world, work_dir, extra, threads)
-    print(
-        f'{osp.basename(work_root)}: {name} seed {seed}: unseen '
-        f'{result["unseen_miou"]:.2f}, seen '
-        f'{result["seen_miou"]:.2f} mIoU, {train_seconds:.0f} s',
-        flush=True,
-    )
-    return result
+    return add_diagnostics(result, world, work_dir, extra, threads)
 
 
 def run_options(name: str, seed: int, world: str, extra: list[str]):
@@ -569,6 +593,22 @@ def mean_spread(values: list[float]) -> str:
     )
 
 
+#: the results GroupViT and MixReorg are compared on seed by seed: (result
+#: key, what the tables call it)
+LEAD_TESTS = (
+    ('unseen_miou', 'unseen pairs'),
+    ('unseen_tta_miou', 'unseen pairs, --tta'),
+)
+
+
+def optional_mean_spread(results: list[dict], key: str) -> str:
+    """:func:`mean_spread` of ``key`` over ``results``; ``'-'`` unless
+    every result has it."""
+    if any(key not in r for r in results):
+        return '-'
+    return mean_spread([r[key] for r in results])
+
+
 def summary_rows(results: list[dict], names: list[str]) -> list[list]:
     """One table row per run name: seeds, unseen and seen mIoU (mean ±
     std, range), train minutes."""
@@ -585,6 +625,7 @@ def summary_rows(results: list[dict], names: list[str]) -> list[list]:
                 mean_spread([r['unseen_miou'] for r in mine]),
                 mean_spread([r['seen_miou'] for r in mine]),
                 mean_spread([r['unseen_unrefined_miou'] for r in mine]),
+                optional_mean_spread(mine, 'unseen_tta_miou'),
                 f'{minutes:.1f}',
             ]
         )
@@ -592,13 +633,14 @@ def summary_rows(results: list[dict], names: list[str]) -> list[list]:
 
 
 def seed_pairs(
-    results: list[dict], a: str, b: str
+    results: list[dict], a: str, b: str, key: str = 'unseen_miou'
 ) -> list[tuple[int, float, float]]:
-    """``(seed, a, b)`` unseen mIoU for every seed that has both runs."""
+    """``(seed, a, b)`` mIoU (``key``: the unseen pairs; ``unseen_tta_miou``
+    with ``--tta``) for every seed where both runs have it."""
     by_seed = {}
     for r in results:
-        if r['name'] in (a, b):
-            by_seed.setdefault(r['seed'], {})[r['name']] = r['unseen_miou']
+        if r['name'] in (a, b) and key in r:
+            by_seed.setdefault(r['seed'], {})[r['name']] = r[key]
     return [
         (seed, pair[a], pair[b])
         for seed, pair in sorted(by_seed.items())
@@ -606,11 +648,14 @@ def seed_pairs(
     ]
 
 
-def per_seed_rows(results: list[dict], a: str, b: str) -> list[list]:
-    """Seed by seed: unseen mIoU of ``a`` and ``b`` and their difference."""
+def per_seed_rows(
+    results: list[dict], a: str, b: str, key: str = 'unseen_miou'
+) -> list[list]:
+    """Seed by seed: ``key`` mIoU of ``a`` and ``b`` and their
+    difference."""
     return [
         [seed, f'{va:.2f}', f'{vb:.2f}', f'{vb - va:+.2f}']
-        for seed, va, vb in seed_pairs(results, a, b)
+        for seed, va, vb in seed_pairs(results, a, b, key)
     ]
 
 
@@ -639,6 +684,7 @@ def pooled_rows(
                 mean_spread([r['unseen_miou'] for r in mine]),
                 mean_spread([r['seen_miou'] for r in mine]),
                 mean_spread([r['unseen_unrefined_miou'] for r in mine]),
+                optional_mean_spread(mine, 'unseen_tta_miou'),
                 f'{minutes:.1f}',
             ]
         )
@@ -646,14 +692,18 @@ def pooled_rows(
 
 
 def lead_rows(
-    by_world: dict[str, list[dict]], a: str, b: str
+    by_world: dict[str, list[dict]],
+    a: str,
+    b: str,
+    key: str = 'unseen_miou',
 ) -> tuple[list[list], int, int]:
     """Every (world, seed) with both runs: ``[world, seed, a, b, b - a]``
-    on the unseen pairs; then on how many of them ``b`` scores more than
-    ``a`` (a tie is no lead), and how many there are."""
+    in ``key`` (the unseen pairs by default); then on how many of them
+    ``b`` scores more than ``a`` (a tie is no lead), and how many there
+    are."""
     rows, ahead = [], 0
     for world, results in by_world.items():
-        for seed, va, vb in seed_pairs(results, a, b):
+        for seed, va, vb in seed_pairs(results, a, b, key):
             rows.append(
                 [world, seed, f'{va:.2f}', f'{vb:.2f}', f'{vb - va:+.2f}']
             )
@@ -670,6 +720,7 @@ def world_report(results: list[dict], names: list[str]) -> str:
         'unseen pairs mIoU',
         'seen pairs mIoU',
         'unseen, unrefined',
+        'unseen, --tta',
         'train min',
     ]
     text = (
@@ -698,16 +749,17 @@ def world_report(results: list[dict], names: list[str]) -> str:
         )
         + '\n'
     )
-    pairs = per_seed_rows(results, 'groupvit', 'mixreorg')
-    if pairs:
-        text += (
-            '\nPer seed, unseen pairs\n\n'
-            + markdown_table(
-                ['seed', 'GroupViT', 'MixReorg', 'MixReorg - GroupViT'],
-                pairs,
+    for key, what in LEAD_TESTS:
+        pairs = per_seed_rows(results, 'groupvit', 'mixreorg', key)
+        if pairs:
+            text += (
+                f'\nPer seed, {what}\n\n'
+                + markdown_table(
+                    ['seed', 'GroupViT', 'MixReorg', 'MixReorg - GroupViT'],
+                    pairs,
+                )
+                + '\n'
             )
-            + '\n'
-        )
     return text
 
 
@@ -726,28 +778,31 @@ def pooled_report(by_world: dict[str, list[dict]], names: list[str]) -> str:
                 'unseen pairs mIoU',
                 'seen pairs mIoU',
                 'unseen, unrefined',
+                'unseen, --tta',
                 'train min',
             ],
             pooled_rows(by_world, names),
         )
         + '\n'
     )
-    rows, ahead, total = lead_rows(by_world, 'groupvit', 'mixreorg')
-    if rows:
-        text += (
-            '\nPer world and seed, unseen pairs\n\n'
-            + markdown_table(
-                [
-                    'world',
-                    'seed',
-                    'GroupViT',
-                    'MixReorg',
-                    'MixReorg - GroupViT',
-                ],
-                rows,
+    for key, what in LEAD_TESTS:
+        rows, ahead, total = lead_rows(by_world, 'groupvit', 'mixreorg', key)
+        if rows:
+            text += (
+                f'\nPer world and seed, {what}\n\n'
+                + markdown_table(
+                    [
+                        'world',
+                        'seed',
+                        'GroupViT',
+                        'MixReorg',
+                        'MixReorg - GroupViT',
+                    ],
+                    rows,
+                )
+                + f'\n\nMixReorg ahead on {ahead} of {total} (world, seed)'
+                f', {what}\n'
             )
-            + f'\n\nMixReorg ahead on {ahead} of {total} (world, seed)\n'
-        )
     return text
 
 
@@ -800,6 +855,11 @@ def plot_curves(
     plt.close(fig)
 
 
+def _read_json(path: str) -> dict:
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
 def run_all(
     args, worlds: dict[str, str], work_root: str
 ) -> dict[str, list[dict]]:
@@ -813,34 +873,44 @@ def run_all(
         for name in args.runs
         for seed in (args.seeds if name in METHODS else args.ablation_seeds)
     ]
-    results = {}
-    pending = []
+    done, pending = {}, []
     for world, name, seed in todo:
-        done = osp.join(work_root, world, f'{name}_seed{seed}', 'result.json')
-        if osp.isfile(done) and not args.rerun:
-            with open(done, encoding='utf-8') as f:
-                result = json.load(f)
-            results[world, name, seed] = add_diagnostics(
-                result, worlds[world], osp.dirname(done), args.cfg_options
-            )
+        path = osp.join(work_root, world, f'{name}_seed{seed}', 'result.json')
+        if osp.isfile(path) and not args.rerun:
+            done[world, name, seed] = path
         else:
             pending.append((world, name, seed))
     threads = None
     if args.jobs > 1:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    results = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        # runs with results get only the tests and diagnostics they lack
         futures = {
             pool.submit(
-                run_one,
-                name,
-                seed,
-                worlds[world],
-                osp.join(work_root, world),
+                complete_result,
+                _read_json(path),
+                worlds[key[0]],
+                osp.dirname(path),
                 args.cfg_options,
                 threads,
-            ): (world, name, seed)
-            for world, name, seed in pending
+            ): key
+            for key, path in done.items()
         }
+        futures.update(
+            {
+                pool.submit(
+                    run_one,
+                    name,
+                    seed,
+                    worlds[world],
+                    osp.join(work_root, world),
+                    args.cfg_options,
+                    threads,
+                ): (world, name, seed)
+                for world, name, seed in pending
+            }
+        )
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()
     return {
