@@ -306,8 +306,7 @@ def prepare_world(
     root = osp.join(worlds_root, name)
     world_file = osp.join(root, 'world.json')
     if osp.isfile(world_file):
-        with open(world_file, encoding='utf-8') as f:
-            differences = record_differences(json.load(f), expected)
+        differences = record_differences(_read_json(world_file), expected)
         if differences:
             raise ValueError(
                 f'{world_file} records other settings than world {name!r} '
@@ -327,8 +326,9 @@ def prepare_world(
     os.makedirs(worlds_root, exist_ok=True)
     print(f'world {name}: writing {root}', flush=True)
     _run(generator_command(partial, arguments), root + '.log')
-    with open(osp.join(partial, 'world.json'), encoding='utf-8') as f:
-        differences = record_differences(json.load(f), expected)
+    differences = record_differences(
+        _read_json(osp.join(partial, 'world.json')), expected
+    )
     if differences:
         # the generator's options and the library's arguments disagree
         raise RuntimeError(
@@ -363,6 +363,11 @@ def test_miou(output: str) -> float:
             + output[-2000:]
         )
     return float(found[-1])
+
+
+def _read_json(path: str):
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
 
 
 def _run(cmd: list[str], log: str, threads: int | None = None) -> str:
@@ -539,8 +544,7 @@ def add_diagnostics(
             osp.join(work_dir, 'diagnostics.log'),
             threads,
         )
-        with open(out, encoding='utf-8') as f:
-            result['diagnostics'] = json.load(f)
+        result['diagnostics'] = _read_json(out)
     with open(osp.join(work_dir, 'result.json'), 'w', encoding='utf-8') as f:
         json.dump(result, f)
     return result
@@ -853,11 +857,6 @@ def plot_curves(
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _read_json(path: str) -> dict:
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
 
 
 def run_all(
