@@ -247,6 +247,31 @@ def test_benchmark_layouts_are_evaluated_by_tools_test(
     assert re.search(r'crop_size=\(\s*448,\s*448', log), 'slide 448'
 
 
+def test_benchmark_configs_test_with_tta(tmp_path, tiny):
+    # tools/test.py --tta swaps in the config's tta_pipeline (six sides of
+    # the protocol's scale, each also flipped) and SegTTAModel
+    model, ckpt = tiny
+    root = write_voc(tmp_path / 'data', np.random.default_rng(0))
+    path = shrunk_config(
+        'groupvit_vit-s_voc12.py', model, str(tmp_path / 'voc.py'), root
+    )
+    work_dir = tmp_path / 'w'
+    log = _ok(
+        run_python(
+            ['tools/test.py', path, ckpt, '--tta', '--work-dir', str(work_dir)]
+        )
+    )
+    assert 'zero-shot head: 21 classes' in log
+    assert_iou_table(log, ['background', 'aeroplane', 'tvmonitor'])
+    ran = Config.fromfile(str(work_dir / 'voc.py'))
+    assert ran.model.type == 'SegTTAModel'
+    views = ran.test_dataloader.dataset.pipeline[1]
+    assert views.type == 'TestTimeAug'
+    sides = [t.scale for t in views.transforms[0]]
+    assert sides[2] == (2048, 448) and len(sides) == 6
+    assert [t.prob for t in views.transforms[1]] == [0.0, 1.0]
+
+
 def test_a_folder_is_evaluated_given_only_by_cfg_options(tmp_path, tiny):
     model, ckpt = tiny
     root = tmp_path / 'my_data'
