@@ -249,7 +249,7 @@ def test_benchmark_layouts_are_evaluated_by_tools_test(
 
 def test_benchmark_configs_test_with_tta(tmp_path, tiny):
     # tools/test.py --tta swaps in the config's tta_pipeline (six sides of
-    # the protocol's scale, each also flipped) and SegTTAModel
+    # the protocol's scale, each also flipped) and the TTA model
     model, ckpt = tiny
     root = write_voc(tmp_path / 'data', np.random.default_rng(0))
     path = shrunk_config(
@@ -264,7 +264,7 @@ def test_benchmark_configs_test_with_tta(tmp_path, tiny):
     assert 'zero-shot head: 21 classes' in log
     assert_iou_table(log, ['background', 'aeroplane', 'tvmonitor'])
     ran = Config.fromfile(str(work_dir / 'voc.py'))
-    assert ran.model.type == 'SegTTAModel'
+    assert ran.model.type == 'RotationSegTTAModel'
     views = ran.test_dataloader.dataset.pipeline[1]
     assert views.type == 'TestTimeAug'
     sides = [t.scale for t in views.transforms[0]]

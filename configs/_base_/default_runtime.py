@@ -37,5 +37,7 @@ default_hooks = dict(
     visualization=dict(type='SegVisualizationHook'),
 )
 # tools/test.py --tta: MMSeg's merger of the views of a config's
-# tta_pipeline (it averages their softmaxed class maps)
-tta_model = dict(type='SegTTAModel')
+# tta_pipeline (SegTTAModel: it averages their softmaxed class maps), which
+# also turns the class maps of Rotate90 views back; on views without a
+# turn it merges exactly as SegTTAModel
+tta_model = dict(type='RotationSegTTAModel')

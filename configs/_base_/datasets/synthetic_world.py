@@ -85,11 +85,14 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 # tools/test.py --tta (README's main job tests this way): every image at
-# 0.75x, 1x and 1.25x the training side, each also flipped, and MMSeg's
-# SegTTAModel (configs/_base_/default_runtime.py) averages the six views'
-# class maps. The training crops show objects at up to 1.3x their size;
-# the views give each pixel several groupings and namings to vote. Chosen on
-# the seen pairs (docs/benchmarks.md, "test-time augmentation").
+# 0.75x, 1x and 1.25x the training side, upright and turned by 180
+# degrees, each also flipped: 12 views, whose class maps the TTA model of
+# configs/_base_/default_runtime.py turns back and averages. The training
+# crops show objects at up to 1.3x their size, and the world draws every
+# shape at a random angle, so each view is one the model could have been
+# trained on; the views give each pixel several groupings and namings to
+# vote. Chosen on the seen pairs (docs/benchmarks.md, "test-time
+# augmentation").
 tta_scales = [int(test_scale * ratio) for ratio in (0.75, 1.0, 1.25)]
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -100,12 +103,29 @@ tta_pipeline = [
                 dict(type='Resize', scale=(side, side), keep_ratio=True)
                 for side in tta_scales
             ],
+            [dict(type='Rotate90', k=0), dict(type='Rotate90', k=2)],
             [
                 dict(type='RandomFlip', prob=0.0, direction='horizontal'),
                 dict(type='RandomFlip', prob=1.0, direction='horizontal'),
             ],
             [dict(type='LoadAnnotations')],
-            [dict(type='PackSegInputs')],
+            [
+                dict(
+                    type='PackSegInputs',
+                    meta_keys=(
+                        'img_path',
+                        'seg_map_path',
+                        'ori_shape',
+                        'img_shape',
+                        'pad_shape',
+                        'scale_factor',
+                        'flip',
+                        'flip_direction',
+                        'reduce_zero_label',
+                        'rot90',
+                    ),
+                )
+            ],
         ],
     ),
 ]
