@@ -34,7 +34,7 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
     ]
     vocabulary = [
         f'model.noun_prompts.vocabulary={world}/classes.txt',
-        f'train_dataloader.dataset.pipeline.2.vocabulary={world}/classes.txt',
+        f'train_dataloader.dataset.pipeline.3.vocabulary={world}/classes.txt',
     ]
     train = run_python(
         [

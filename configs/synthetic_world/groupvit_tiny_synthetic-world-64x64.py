@@ -9,7 +9,7 @@
 #   python tools/test.py configs/synthetic_world/groupvit_tiny_synthetic-world-64x64.py CKPT
 # For a world written elsewhere, point the three loaders' data_root,
 # model.noun_prompts.vocabulary and the train pipeline's TokenizeCaption
-# (train_dataloader.dataset.pipeline.2.vocabulary) at it (or change
+# (train_dataloader.dataset.pipeline.3.vocabulary) at it (or change
 # world_root in configs/_base_/datasets/synthetic_world.py).
 # The model is the tiny GroupViT (configs/_base_/models/groupvit_tiny.py)
 # with a convolutional stem in place of the 8x8 patch projection, one

@@ -230,14 +230,14 @@ TESTS = (
 def world_options(world: str) -> list[str]:
     """``--cfg-options`` that point every loader of a config, and the
     multi-label loss's noun vocabulary (the world's ``classes.txt``, read
-    by the model and by the train pipeline's ``TokenizeCaption``, its third
+    by the model and by the train pipeline's ``TokenizeCaption``, its fourth
     step), at ``world``."""
     return [
         f'train_dataloader.dataset.data_root={world}',
         f'val_dataloader.dataset.data_root={world}',
         f'test_dataloader.dataset.data_root={world}',
         f'model.noun_prompts.vocabulary={world}/classes.txt',
-        f'train_dataloader.dataset.pipeline.2.vocabulary={world}/classes.txt',
+        f'train_dataloader.dataset.pipeline.3.vocabulary={world}/classes.txt',
     ]
 
 

@@ -21,6 +21,11 @@ train_pipeline = [
         crop_ratio_range=(0.6, 1.0),
     ),
     dict(type='RandomFlip', prob=0.5),
+    # the captions' colour words go: colour is drawn independently of
+    # shape, and with them in the caption the image-text losses match
+    # colours where they should learn outlines (docs/benchmarks.md,
+    # "colour words")
+    dict(type='DropCaptionWords', words='colours'),
     # the caption and its noun prompts as CLIP tokens, made in the
     # dataloader workers; the settings are the tiny model's text encoder
     # (context 24) and noun_prompts (3 nouns, one template, the world's
