@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
+from .caption_field import require_caption
+
 #: English colour terms: the eleven basic ones (Berlin and Kay 1969), both
 #: spellings of grey, and common others.
 COLOUR_WORDS = (
@@ -93,13 +95,7 @@ class DropCaptionWords(BaseTransform):
         self._pattern = re.compile(rf'\b(?:{alternatives})\b[ \t]*', re.I)
 
     def transform(self, results: dict) -> dict:
-        caption = results.get('caption')
-        if not isinstance(caption, str):
-            raise KeyError(
-                'DropCaptionWords needs a str caption in results["caption"]; '
-                f'got {type(caption).__name__} for '
-                f'{results.get("img_path", "<no img_path>")}'
-            )
+        caption = require_caption(results, 'DropCaptionWords')
         results['caption'] = self._pattern.sub('', caption).strip()
         return results
 

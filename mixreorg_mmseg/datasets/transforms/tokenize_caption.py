@@ -19,6 +19,7 @@ from ...utils.caption_nouns import VocabularySource
 from ...utils.clip_tokens import tokenize
 from ...utils.noun_prompts import NounPrompter
 from ...utils.prompt_templates import Templates
+from .caption_field import require_caption
 
 #: The keys this transform adds; list them in ``PackSegInputs``'s
 #: ``meta_keys`` (``prompt_*`` only with ``max_nouns``).
@@ -82,13 +83,7 @@ class TokenizeCaption(BaseTransform):
             )
 
     def transform(self, results: dict) -> dict:
-        caption = results.get('caption')
-        if not isinstance(caption, str):
-            raise KeyError(
-                'TokenizeCaption needs a str caption in results["caption"]; '
-                f'got {type(caption).__name__} for '
-                f'{results.get("img_path", "<no img_path>")}'
-            )
+        caption = require_caption(results, 'TokenizeCaption')
         if self.prompter is None:
             results['caption_tokens'] = tokenize(
                 [caption], self.context_length
