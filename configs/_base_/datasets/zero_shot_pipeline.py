@@ -2,9 +2,10 @@
 # configs, img_scale=(2048, 448)): resize keeping the aspect ratio to short
 # side 448 (long side at most 2048). Label maps are loaded after the resize,
 # at their original size: predictions are resized back before IoUMetric.
+protocol_scale = (2048, 448)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 448), keep_ratio=True),
+    dict(type='Resize', scale=protocol_scale, keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
@@ -23,7 +24,7 @@ tta_pipeline = [
             [
                 dict(
                     type='Resize',
-                    scale=(int(2048 * ratio), int(448 * ratio)),
+                    scale=tuple(int(side * ratio) for side in protocol_scale),
                     keep_ratio=True,
                 )
                 for ratio in tta_ratios
