@@ -94,9 +94,19 @@ def test_tables_give_mean_spread_and_per_seed_differences(study):
     assert rows[0][2] == '7.0 ± 1.4 (6.0-8.0)'
     # the same checkpoints tested at the training resolution
     assert rows[0][4] == '6.0 ± 1.4 (5.0-7.0)'
-    # no --tta test in these results
-    assert rows[0][5] == '-'
-    assert rows[1][6] == '3.0'
+    # no --tta test and no chosen threshold in these results
+    assert rows[0][5:8] == ['-', '-', '-']
+    assert rows[1][8] == '3.0'
+    # the threshold chosen on the seen pairs, with two decimals
+    for r, thresh, calibrated in zip(
+        results[:2], (0.5, 0.6), (10.0, 12.0), strict=True
+    ):
+        r.update(bg_thresh=thresh, unseen_calibrated_tta_miou=calibrated)
+    rows = study.summary_rows(results, ['groupvit', 'mixreorg'])
+    assert rows[0][6:8] == [
+        '0.55 ± 0.07 (0.50-0.60)',
+        '11.0 ± 1.4 (10.0-12.0)',
+    ]
     per_seed = study.per_seed_rows(results, 'groupvit', 'mixreorg')
     assert per_seed == [
         [0, '8.00', '9.00', '+1.00'],
@@ -199,7 +209,7 @@ def test_pooled_tables_and_the_lead_count(study):
     assert rows[0][1:4] == [2, 3, '20.0 ± 10.0 (10.0-30.0)']
     # MixReorg: 14, 20, 29.5, 50 -> mean 28.375, std 15.76
     assert rows[1][1:4] == [2, 4, '28.4 ± 15.8 (14.0-50.0)']
-    assert rows[1][7] == '4.0'
+    assert rows[1][9] == '4.0'
     # world b has no --tta results: no pooled --tta column
     assert rows[0][6] == '-'
     lead, ahead, total = study.lead_rows(by_world, 'groupvit', 'mixreorg')
@@ -428,6 +438,12 @@ def test_a_result_gets_only_the_tests_it_lacks(study, tmp_path, monkeypatch):
 
     def fake_run(cmd, log, threads=None):
         commands.append(cmd)
+        if cmd[1] == 'tools/analysis_tools/calibrate_background.py':
+            out = cmd[cmd.index('--out-json') + 1]
+            sweep = [dict(bg_thresh=0.5, score=1.0)]
+            with open(out, 'w', encoding='utf-8') as f:
+                json.dump(dict(bg_thresh=0.65, sweep=sweep), f)
+            return ''
         return 'Epoch(test) [13/13]    aAcc: 80.0000  mIoU: 12.5000\n'
 
     monkeypatch.setattr(study, '_run', fake_run)
@@ -435,13 +451,31 @@ def test_a_result_gets_only_the_tests_it_lacks(study, tmp_path, monkeypatch):
     monkeypatch.setattr(study, 'add_diagnostics', lambda r, *a, **k: r)
     old = result('mixreorg', 1, 30.0, 31.0)
     done = study.complete_result(old, 'w/x', str(tmp_path), [])
-    # seen, unseen and unrefined were there: only the --tta test runs
-    assert len(commands) == 1
+    # seen, unseen and unrefined were there: the --tta test runs, then the
+    # threshold is chosen once (on the seen split, the config's validation
+    # split) for both tests that use it
+    tools = [cmd[1] for cmd in commands]
+    assert tools == [
+        'tools/test.py',
+        'tools/analysis_tools/calibrate_background.py',
+        'tools/test.py',
+        'tools/test.py',
+    ]
     cmd = commands[0]
     assert cmd[1:4] == ['tools/test.py', study.RUNS['mixreorg'][0], 'ck.pth']
     assert cmd[4] == '--tta'
     assert 'test_dataloader.dataset.data_prefix.img_path=images/unseen' in cmd
+    assert commands[1][2:4] == [study.RUNS['mixreorg'][0], 'ck.pth']
+    assert not any('images/unseen' in c for c in commands[1])
+    for cmd, tta in ((commands[2], False), (commands[3], True)):
+        assert cmd[-1] == 'model.decode_head.bg_thresh=0.65'
+        assert ('--tta' in cmd) == tta
+        assert (
+            'test_dataloader.dataset.data_prefix.img_path=images/unseen' in cmd
+        )
     assert done['unseen_tta_miou'] == 12.5
+    assert done['unseen_calibrated_tta_miou'] == 12.5
+    assert done['bg_thresh'] == 0.65
     assert done['unseen_miou'] == 30.0
     commands.clear()
     study.complete_result(done, 'w/x', str(tmp_path), [])

@@ -362,7 +362,6 @@ def test_one_image_tools_write_a_png(tmp_path, toy_root, toy_ckpt, tool):
     assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 50
 
 
-
 def test_prepared_image_gives_inference_models_mask(toy_root, toy_ckpt):
     import mmcv
 
@@ -388,6 +387,7 @@ def test_prepared_image_gives_inference_models_mask(toy_root, toy_ckpt):
     _, mask = zero_shot_groups(model, path)
     expected = zero_shot_predict(model, path).pred_sem_seg.data[0]
     np.testing.assert_array_equal(mask, expected.cpu().numpy())
+
 
 def test_segment_diagnostics_tool_measures_a_split(
     tmp_path, toy_root, toy_ckpt
@@ -460,3 +460,61 @@ def test_segment_diagnostics_measure_the_heads_own_segments(
         for label in labels[:3]
     ]
     assert result['purity'] == pytest.approx(np.mean(expected))
+
+
+def test_background_calibration_chooses_on_validation_data(
+    tmp_path, toy_root, toy_ckpt
+):
+    # the toy config has no validation split: its test folder serves here
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.test_dataloader.dataset.data_root = toy_root
+    cfg.val_dataloader = copy.deepcopy(cfg.test_dataloader)
+    cfg.val_evaluator = copy.deepcopy(cfg.test_evaluator)
+    cfg.val_cfg = dict(type='ValLoop')
+    config = str(tmp_path / 'toy_with_val.py')
+    cfg.dump(config)
+    out_json = str(tmp_path / 'calibration.json')
+    out_config = str(tmp_path / 'calibrated' / 'toy_calibrated.py')
+    os.makedirs(osp.dirname(out_config))
+    log = _ok(
+        run_python(
+            [
+                'tools/analysis_tools/calibrate_background.py',
+                config,
+                toy_ckpt,
+                '--thresholds',
+                '0.0',
+                '1.0',
+                '--work-dir',
+                str(tmp_path / 'w'),
+                '--out-json',
+                out_json,
+                '--out-config',
+                out_config,
+            ]
+        )
+    )
+    with open(out_json, encoding='utf-8') as f:
+        calibration = json.load(f)
+    scores = {r['bg_thresh']: r['score'] for r in calibration['sweep']}
+    assert sorted(scores) == [0.0, 1.0]
+    # at 0 no pixel is background, at 1 all but the best segment's are:
+    # the sweep sets the threshold of each test loop
+    assert scores[0.0] != scores[1.0]
+    chosen = calibration['bg_thresh']
+    assert scores[chosen] == max(scores.values())
+    assert f'chosen bg_thresh: {chosen}' in log
+    # tools/test.py with the written config scores what the sweep did
+    test_log = _ok(
+        run_python(
+            [
+                'tools/test.py',
+                out_config,
+                toy_ckpt,
+                '--work-dir',
+                str(tmp_path / 't'),
+            ]
+        )
+    )
+    tested = float(re.findall(r'\(test\).*?mIoU: ([0-9.]+)', test_log)[-1])
+    assert tested == pytest.approx(scores[chosen], abs=0.005)

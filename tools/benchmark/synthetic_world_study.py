@@ -214,16 +214,27 @@ WORLDS = {
 GENERATOR_FLAGS = {'image_size': '--size'}
 
 #: the tests of every run's selected checkpoint: (result key, split, extra
-#: ``--cfg-options``, extra ``tools/test.py`` flags). ``unseen_unrefined``
+#: ``--cfg-options``, extra ``tools/test.py`` flags, whether the test uses
+#: the background threshold chosen on the seen pairs). ``unseen_unrefined``
 #: tests the same checkpoint with the zero-shot head's pixel-adaptive
 #: refinement off (what the refinement adds to the held-out pairs);
-#: ``unseen_tta`` with the config's test-time augmentation (``--tta``), as
-#: README's main job tests.
+#: ``unseen_tta`` with the config's test-time augmentation (``--tta``);
+#: the ``calibrated`` ones with the run's ``bg_thresh`` from
+#: ``tools/analysis_tools/calibrate_background.py`` on the seen pairs
+#: (the validation split), as README's main job tests.
 TESTS = (
-    ('seen', 'seen', [], []),
-    ('unseen', 'unseen', [], []),
-    ('unseen_unrefined', 'unseen', ['model.decode_head.refine=None'], []),
-    ('unseen_tta', 'unseen', [], ['--tta']),
+    ('seen', 'seen', [], [], False),
+    ('unseen', 'unseen', [], [], False),
+    (
+        'unseen_unrefined',
+        'unseen',
+        ['model.decode_head.refine=None'],
+        [],
+        False,
+    ),
+    ('unseen_tta', 'unseen', [], ['--tta'], False),
+    ('unseen_calibrated', 'unseen', [], [], True),
+    ('unseen_calibrated_tta', 'unseen', [], ['--tta'], True),
 )
 
 
@@ -464,9 +475,17 @@ def complete_result(
     config = RUNS[result['name']][0]
     options = run_options(result['name'], result['seed'], world, extra)
     checkpoint = selected_checkpoint(work_dir)
-    for key, split, test_options, flags in TESTS:
+    for key, split, test_options, flags, calibrated in TESTS:
         if f'{key}_miou' in result:
             continue
+        if calibrated:
+            threshold = calibrate_background(
+                result, config, checkpoint, options, work_dir, threads
+            )
+            test_options = [
+                *test_options,
+                f'model.decode_head.bg_thresh={threshold}',
+            ]
         out = _run(
             [
                 sys.executable,
@@ -488,6 +507,43 @@ def complete_result(
         )
         result[f'{key}_miou'] = test_miou(out)
     return add_diagnostics(result, world, work_dir, extra, threads)
+
+
+def calibrate_background(
+    result: dict,
+    config: str,
+    checkpoint: str,
+    options: list[str],
+    work_dir: str,
+    threads: int | None = None,
+) -> float:
+    """The run's background threshold chosen on the seen pairs (the
+    config's validation split) by
+    ``tools/analysis_tools/calibrate_background.py``; kept in ``result``
+    (``bg_thresh``, and the sweep as ``bg_thresh_sweep``) so it is chosen
+    once."""
+    if 'bg_thresh' not in result:
+        out = osp.join(work_dir, 'calibrate_background.json')
+        _run(
+            [
+                sys.executable,
+                'tools/analysis_tools/calibrate_background.py',
+                config,
+                checkpoint,
+                '--work-dir',
+                osp.join(work_dir, 'calibrate_background'),
+                '--out-json',
+                out,
+                '--cfg-options',
+                *options,
+            ],
+            osp.join(work_dir, 'calibrate_background.log'),
+            threads,
+        )
+        calibration = _read_json(out)
+        result['bg_thresh'] = calibration['bg_thresh']
+        result['bg_thresh_sweep'] = calibration['sweep']
+    return result['bg_thresh']
 
 
 def run_options(name: str, seed: int, world: str, extra: list[str]):
@@ -586,14 +642,15 @@ def diagnostics_rows(results: list[dict], names: list[str]) -> list[list]:
     return rows
 
 
-def mean_spread(values: list[float]) -> str:
-    """``'mean ± std (min-max)'`` of ``values`` (std over seeds)."""
+def mean_spread(values: list[float], digits: int = 1) -> str:
+    """``'mean ± std (min-max)'`` of ``values`` (std over seeds), with
+    ``digits`` decimals."""
     if len(values) == 1:
-        return f'{values[0]:.1f}'
+        return f'{values[0]:.{digits}f}'
     std = statistics.stdev(values)
     return (
-        f'{statistics.mean(values):.1f} ± {std:.1f} '
-        f'({min(values):.1f}-{max(values):.1f})'
+        f'{statistics.mean(values):.{digits}f} ± {std:.{digits}f} '
+        f'({min(values):.{digits}f}-{max(values):.{digits}f})'
     )
 
 
@@ -602,15 +659,21 @@ def mean_spread(values: list[float]) -> str:
 LEAD_TESTS = (
     ('unseen_miou', 'unseen pairs'),
     ('unseen_tta_miou', 'unseen pairs, --tta'),
+    (
+        'unseen_calibrated_tta_miou',
+        'unseen pairs, --tta, background threshold chosen on the seen pairs',
+    ),
 )
 
 
-def optional_mean_spread(results: list[dict], key: str) -> str:
+def optional_mean_spread(
+    results: list[dict], key: str, digits: int = 1
+) -> str:
     """:func:`mean_spread` of ``key`` over ``results``; ``'-'`` unless
     every result has it."""
     if any(key not in r for r in results):
         return '-'
-    return mean_spread([r[key] for r in results])
+    return mean_spread([r[key] for r in results], digits)
 
 
 def summary_rows(results: list[dict], names: list[str]) -> list[list]:
@@ -630,6 +693,8 @@ def summary_rows(results: list[dict], names: list[str]) -> list[list]:
                 mean_spread([r['seen_miou'] for r in mine]),
                 mean_spread([r['unseen_unrefined_miou'] for r in mine]),
                 optional_mean_spread(mine, 'unseen_tta_miou'),
+                optional_mean_spread(mine, 'bg_thresh', digits=2),
+                optional_mean_spread(mine, 'unseen_calibrated_tta_miou'),
                 f'{minutes:.1f}',
             ]
         )
@@ -689,6 +754,8 @@ def pooled_rows(
                 mean_spread([r['seen_miou'] for r in mine]),
                 mean_spread([r['unseen_unrefined_miou'] for r in mine]),
                 optional_mean_spread(mine, 'unseen_tta_miou'),
+                optional_mean_spread(mine, 'bg_thresh', digits=2),
+                optional_mean_spread(mine, 'unseen_calibrated_tta_miou'),
                 f'{minutes:.1f}',
             ]
         )
@@ -725,6 +792,8 @@ def world_report(results: list[dict], names: list[str]) -> str:
         'seen pairs mIoU',
         'unseen, unrefined',
         'unseen, --tta',
+        'chosen bg_thresh',
+        'unseen, --tta, chosen bg_thresh',
         'train min',
     ]
     text = (
@@ -783,6 +852,8 @@ def pooled_report(by_world: dict[str, list[dict]], names: list[str]) -> str:
                 'seen pairs mIoU',
                 'unseen, unrefined',
                 'unseen, --tta',
+                'chosen bg_thresh',
+                'unseen, --tta, chosen bg_thresh',
                 'train min',
             ],
             pooled_rows(by_world, names),

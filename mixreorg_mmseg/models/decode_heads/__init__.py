@@ -5,6 +5,7 @@ from .zero_shot_group_head import (
     ZeroShotGroupHead,
     input_size,
     set_zero_shot_classes,
+    zero_shot_head,
 )
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     'ZeroShotGroupHead',
     'input_size',
     'set_zero_shot_classes',
+    'zero_shot_head',
 ]

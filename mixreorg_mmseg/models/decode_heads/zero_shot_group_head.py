@@ -480,20 +480,13 @@ class ZeroShotGroupHead(BaseModule):
         return self.forward(feats, input_size(batch_img_metas))
 
 
-def set_zero_shot_classes(model: nn.Module, class_names: Sequence[str]):
-    """Give a segmentor's zero-shot head its classes (label order).
+def zero_shot_head(model: nn.Module) -> ZeroShotGroupHead:
+    """The ``ZeroShotGroupHead`` of a segmentor, or of a model wrapper
+    (DDP) or test-time augmentation model (``tools/test.py --tta``) around
+    it.
 
-    The segmentor reads ``num_classes`` / ``out_channels`` from the head
-    (its sliding-window inference allocates ``out_channels`` maps).
-
-    Args:
-        model: the segmentor, or a model wrapper (DDP) or a test-time
-            augmentation model (``tools/test.py --tta``) around it.
-        class_names: the classes, background first when the head has a
-            ``bg_thresh``.
-
-    Returns:
-        The head.
+    Raises:
+        TypeError: the segmentor's ``decode_head`` is something else.
     """
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
@@ -504,5 +497,23 @@ def set_zero_shot_classes(model: nn.Module, class_names: Sequence[str]):
             f'{type(head).__name__}, not a ZeroShotGroupHead: set '
             "model.decode_head=dict(type='ZeroShotGroupHead', ...)"
         )
+    return head
+
+
+def set_zero_shot_classes(model: nn.Module, class_names: Sequence[str]):
+    """Give a segmentor's zero-shot head its classes (label order).
+
+    The segmentor reads ``num_classes`` / ``out_channels`` from the head
+    (its sliding-window inference allocates ``out_channels`` maps).
+
+    Args:
+        model: the segmentor, or a wrapper around it (:func:`zero_shot_head`).
+        class_names: the classes, background first when the head has a
+            ``bg_thresh``.
+
+    Returns:
+        The head.
+    """
+    head = zero_shot_head(model)
     head.set_class_names(class_names)
     return head
