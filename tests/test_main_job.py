@@ -59,10 +59,32 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
     assert 'shard data: ' in log  # the skip counts reach the log
     assert re.search(r'Epoch\(val\) \[1\]\[\d+/\d+\].*mIoU', log)
 
+    # as README's main job: the background threshold chosen on the
+    # validation split, then the test with the config written with it
+    calibrated = osp.join(work, 'calibrated.py')
+    calibrate = run_python(
+        [
+            'tools/analysis_tools/calibrate_background.py',
+            CONFIG,
+            osp.join(work, 'epoch_1.pth'),
+            '--thresholds',
+            '0.4',
+            '0.6',
+            '--work-dir',
+            work,
+            '--out-config',
+            calibrated,
+            '--cfg-options',
+            roots[1],
+        ]
+    )
+    log = calibrate.stdout + calibrate.stderr
+    assert calibrate.returncode == 0, log[-3000:]
+    assert re.search(r'chosen bg_thresh: 0\.[46] ', log)
     test = run_python(
         [
             'tools/test.py',
-            CONFIG,
+            calibrated,
             osp.join(work, 'epoch_1.pth'),
             # as README's main job tests: the config's test-time views
             '--tta',

@@ -9,9 +9,11 @@
 # 2. the main job: writes the synthetic image-caption world (webdataset
 #    shards + a segmentation set), trains a tiny MixReorg on its captions
 #    with tools/train.py (zero-shot validation on the seen shape pairs
-#    after every epoch), tests the best checkpoint zero-shot on the world's
-#    held-out shape pairs with tools/test.py (IoUMetric), and draws one
-#    test image with the model's groups and class mask.
+#    after every epoch), chooses the zero-shot head's background threshold
+#    for the best checkpoint on the seen pairs (the validation split), tests
+#    it zero-shot on the world's held-out shape pairs with tools/test.py
+#    (IoUMetric), and draws one test image with the model's groups and class
+#    mask.
 # Set SKIP_MAIN_JOB=1 to install only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +44,9 @@ WORK_DIR=work_dirs/synthetic_world
 CHECKPOINT=$(ls -t "$WORK_DIR"/best_mIoU_epoch_*.pth | head -n 1)
 # --tta: each image at three sides, each also flipped, the views' class
 # maps averaged (the config's tta_pipeline, chosen on the seen pairs)
-"$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR" --tta
+"$PY" tools/analysis_tools/calibrate_background.py "$CONFIG" "$CHECKPOINT" \
+    --work-dir "$WORK_DIR" --out-config "$WORK_DIR/calibrated.py"
+"$PY" tools/test.py "$WORK_DIR/calibrated.py" "$CHECKPOINT" --work-dir "$WORK_DIR" --tta
 "$PY" tools/visualize_groups.py data/synthetic_world/images/unseen/00000.jpg \
-    "$CONFIG" "$CHECKPOINT" --device cpu --out "$WORK_DIR/groups.png" \
+    "$WORK_DIR/calibrated.py" "$CHECKPOINT" --device cpu --out "$WORK_DIR/groups.png" \
     --classes "$(tail -n +2 data/synthetic_world/classes.txt | paste -sd,)"
