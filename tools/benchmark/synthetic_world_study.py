@@ -106,10 +106,10 @@ RUNS = {
         ],
         'without the original-feature losses',
     ),
-    'no_mixed_seg_loss': (
+    'mixed_seg_loss': (
         MIXREORG,
-        ['model.mixer.mixed_segmentation_loss.loss_weight=0.0'],
-        'without the mixed-image segmentation loss',
+        ['model.mixer.mixed_segmentation_loss.loss_weight=1.0'],
+        "with the mixed-image segmentation loss (weight 1, the paper's)",
     ),
     'group_size_4': (
         MIXREORG,
