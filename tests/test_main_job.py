@@ -61,7 +61,7 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
 
     # as README's main job: the background threshold chosen on the
     # validation split, then the test with the config written with it
-    calibrated = osp.join(work, 'calibrated.py')
+    calibrated = osp.join(work, 'calibrated', 'calibrated.py')
     calibrate = run_python(
         [
             'tools/analysis_tools/calibrate_background.py',
@@ -99,6 +99,25 @@ def test_main_job_trains_on_shards_and_reports_zero_shot_miou(tmp_path):
     for name in ('background', 'disc', 'crescent'):
         assert re.search(rf'\|\s+{name}\s+\|', log), name
     assert re.search(r'(Epoch|Iter)\(test\).*mIoU: [\d.]+', log)
+    # the written config outlives the test (the Runner's dump lands in the
+    # work dir) and still serves the group picture, as README's main job
+    picture = osp.join(work, 'groups.png')
+    draw = run_python(
+        [
+            'tools/visualize_groups.py',
+            osp.join(world, 'images', 'unseen', '00000.jpg'),
+            calibrated,
+            osp.join(work, 'epoch_1.pth'),
+            '--device',
+            'cpu',
+            '--out',
+            picture,
+            '--classes',
+            'disc,square',
+        ]
+    )
+    assert draw.returncode == 0, (draw.stdout + draw.stderr)[-3000:]
+    assert osp.isfile(picture)
 
 
 def test_the_two_synthetic_world_configs_differ_only_in_the_mixing():

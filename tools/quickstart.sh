@@ -44,9 +44,12 @@ WORK_DIR=work_dirs/synthetic_world
 CHECKPOINT=$(ls -t "$WORK_DIR"/best_mIoU_epoch_*.pth | head -n 1)
 # --tta: each image at three sides, each also flipped, the views' class
 # maps averaged (the config's tta_pipeline, chosen on the seen pairs)
+# in a folder of its own: tools/test.py dumps the config it runs into the
+# work dir under the config's file name
+CALIBRATED="$WORK_DIR/calibrated/$(basename "$CONFIG" .py)_calibrated.py"
 "$PY" tools/analysis_tools/calibrate_background.py "$CONFIG" "$CHECKPOINT" \
-    --work-dir "$WORK_DIR" --out-config "$WORK_DIR/calibrated.py"
-"$PY" tools/test.py "$WORK_DIR/calibrated.py" "$CHECKPOINT" --work-dir "$WORK_DIR" --tta
+    --work-dir "$WORK_DIR" --out-config "$CALIBRATED"
+"$PY" tools/test.py "$CALIBRATED" "$CHECKPOINT" --work-dir "$WORK_DIR" --tta
 "$PY" tools/visualize_groups.py data/synthetic_world/images/unseen/00000.jpg \
-    "$WORK_DIR/calibrated.py" "$CHECKPOINT" --device cpu --out "$WORK_DIR/groups.png" \
+    "$CALIBRATED" "$CHECKPOINT" --device cpu --out "$WORK_DIR/groups.png" \
     --classes "$(tail -n +2 data/synthetic_world/classes.txt | paste -sd,)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import os.path as osp
 from collections.abc import Sequence
 
@@ -111,8 +112,15 @@ def choose_background_threshold(rows: Sequence[dict], default: float) -> float:
 def write_threshold_config(config: str, bg_thresh: float, path: str) -> str:
     """Write a config that inherits ``config`` and sets
     ``model.decode_head.bg_thresh``; its ``_base_`` is relative to
-    ``path``'s folder, as MMEngine resolves it. Returns ``path``."""
-    base = osp.relpath(osp.abspath(config), osp.dirname(osp.abspath(path)))
+    ``path``'s folder, as MMEngine resolves it (the folder is made when
+    missing). Returns ``path``.
+
+    Keep it out of the folder a Runner later gets as ``--work-dir``: the
+    Runner dumps the config it ran there under the config's file name,
+    which would replace this file."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base = osp.relpath(osp.abspath(config), folder)
     text = (
         f'# {osp.basename(config)} with the background threshold chosen on\n'
         '# its validation split (tools/analysis_tools/'
