@@ -171,6 +171,16 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def load_checkpoint_config(args: argparse.Namespace) -> Config:
+    """:func:`load_config` for a tool that evaluates ``args.checkpoint``:
+    exits naming the file when it is missing; never resumes."""
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args)
+    cfg.resume = False
+    return cfg
+
+
 def add_non_strict_arg(parser: argparse.ArgumentParser) -> None:
     """``--non-strict``: load a checkpoint whose keys do not match."""
     parser.add_argument(

@@ -13,7 +13,6 @@ Multi-GPU: ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]``.
 """
 
 import argparse
-import os.path as osp
 import sys
 
 # the plugin first: it makes mmseg importable on mmcv-lite and installs the
@@ -27,7 +26,7 @@ from mixreorg_mmseg.cli import (
     close_distributed,
     configure_amp_testing,
     exit_on_checkpoint_error,
-    load_config,
+    load_checkpoint_config,
     load_strictly,
 )
 
@@ -84,10 +83,7 @@ def enable_visualization(cfg, args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'checkpoint not found: {args.checkpoint}')
-    cfg = load_config(args)
-    cfg.resume = False
+    cfg = load_checkpoint_config(args)
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args)

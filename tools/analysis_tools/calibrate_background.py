@@ -18,7 +18,6 @@ can be the criterion (``--metric``, default ``mIoU``).
 
 import argparse
 import json
-import os.path as osp
 import sys
 
 # the plugin first: it makes mmseg importable on mmcv-lite
@@ -36,7 +35,7 @@ from mixreorg_mmseg.cli import (
     build_runner,
     close_distributed,
     exit_on_checkpoint_error,
-    load_config,
+    load_checkpoint_config,
     load_strictly,
 )
 
@@ -67,10 +66,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'checkpoint not found: {args.checkpoint}')
-    cfg = load_config(args)
-    cfg.resume = False
+    cfg = load_checkpoint_config(args)
     try:
         cfg = validation_as_test(cfg)
     except KeyError as error:
