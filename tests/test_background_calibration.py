@@ -103,3 +103,18 @@ def test_the_sweep_runs_a_test_loop_per_threshold_and_restores_the_head():
         sweep_background_threshold(runner, [0.3, 1.5])
     with pytest.raises(ValueError, match='no background class'):
         sweep_background_threshold(StubRunner(make_head(None)), [0.3])
+
+
+def test_the_tool_refuses_thresholds_outside_0_1_before_any_work(tmp_path):
+    import importlib.util
+
+    path = osp.join(REPO_ROOT, 'tools/analysis_tools/calibrate_background.py')
+    spec = importlib.util.spec_from_file_location('calibrate_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    missing = str(tmp_path / 'missing.pth')
+    with pytest.raises(SystemExit, match=r'\[0, 1\], got \[1\.5\]'):
+        tool.main([CONFIG, missing, '--thresholds', '0.4', '1.5'])
+    # in range, the next check names the missing checkpoint
+    with pytest.raises(SystemExit, match='checkpoint not found'):
+        tool.main([CONFIG, missing, '--thresholds', '0.4'])

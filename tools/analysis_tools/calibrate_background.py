@@ -66,6 +66,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    bad = [t for t in args.thresholds if not 0.0 <= t <= 1.0]
+    if bad:
+        sys.exit(f'--thresholds must lie in [0, 1], got {bad}')
     cfg = load_checkpoint_config(args)
     try:
         cfg = validation_as_test(cfg)
