@@ -9,6 +9,7 @@ import torch
 from mmengine.config import Config
 
 from mixreorg_mmseg.apis.background_calibration import (
+    DEFAULT_THRESHOLDS,
     choose_background_threshold,
     sweep_background_threshold,
     validation_as_test,
@@ -25,6 +26,15 @@ CONFIG = osp.join(
 
 def rows(*pairs):
     return [dict(bg_thresh=t, score=s) for t, s in pairs]
+
+
+def test_the_default_grid_holds_the_configs_value_and_stays_in_range():
+    # the synthetic-world configs' bg_thresh must be one of the values
+    # tried, or a flat sweep could not keep it
+    config = Config.fromfile(CONFIG)
+    assert config.model.decode_head.bg_thresh in DEFAULT_THRESHOLDS
+    assert list(DEFAULT_THRESHOLDS) == sorted(set(DEFAULT_THRESHOLDS))
+    assert 0.0 <= DEFAULT_THRESHOLDS[0] and DEFAULT_THRESHOLDS[-1] <= 1.0
 
 
 def test_the_best_score_is_chosen_and_ties_go_to_the_configs_value():

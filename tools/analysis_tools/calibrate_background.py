@@ -1,7 +1,7 @@
 """Choose a checkpoint's background threshold on the validation split.
 
     python tools/analysis_tools/calibrate_background.py CONFIG CHECKPOINT \
-        [--thresholds 0.3 0.35 ... 0.8] [--out-config FILE] \
+        [--thresholds 0.2 0.25 ... 0.95] [--out-config FILE] \
         [--out-json FILE] [--work-dir DIR] [--cfg-options ...]
 
 Evaluates CHECKPOINT with the config's ``val_dataloader`` and
@@ -49,7 +49,7 @@ def parse_args(argv=None):
         nargs='+',
         type=float,
         default=list(DEFAULT_THRESHOLDS),
-        help='values of bg_thresh to try (default: 0.3 to 0.8 by 0.05)',
+        help='values of bg_thresh to try (default: 0.2 to 0.95 by 0.05)',
     )
     parser.add_argument(
         '--metric', default='mIoU', help="the evaluator's key to maximise"
